@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# Creates the project's .venv with the libtorch that tch needs (torch from PyPI)
+# and the Python packages the tests and tools use. Idempotent: re-running only
+# installs what is missing. Run by the Makefile on demand.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PY=${PYTHON:-python3}
+TORCH_VERSION=2.13.0
+if [ ! -x .venv/bin/python ]; then
+  echo "bootstrap: creating .venv" >&2
+  "$PY" -m venv .venv
+fi
+if ! .venv/bin/python -c "import torch, sys; sys.exit(0 if torch.__version__.split('+')[0] == '$TORCH_VERSION' else 1)" 2>/dev/null; then
+  echo "bootstrap: installing torch==$TORCH_VERSION into .venv (about 5 GB, a few minutes)" >&2
+  .venv/bin/python -m pip install -q --upgrade pip
+  .venv/bin/python -m pip install -q "torch==$TORCH_VERSION"
+fi
+.venv/bin/python -m pip install -q -r scripts/requirements.txt
+touch .venv/.bootstrapped

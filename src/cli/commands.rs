@@ -1,0 +1,259 @@
+//! The commands: each turns parsed arguments into library calls.
+
+use super::ui::Reporter;
+use super::{Common, DemoArgs, InfoArgs, ScoreArgs, TrainArgs};
+use adgan::error::{Error, Result};
+use adgan::preprocess::Case;
+use adgan::train::{Checkpointing, TrainConfig, TrainingData};
+use adgan::{Model, ScoreOptions};
+use serde_json::json;
+use std::path::{Path, PathBuf};
+
+fn split_paths(spec: &str) -> Vec<PathBuf> {
+    spec.split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(PathBuf::from)
+        .collect()
+}
+
+fn setup(common: &Common) -> Result<tch::Device> {
+    if common.threads > 0 {
+        tch::set_num_threads(common.threads as i32);
+    }
+    adgan::device::parse_device(&common.device)
+}
+
+fn channel_names(spec: Option<&str>, n: usize) -> Result<Vec<String>> {
+    match spec {
+        Some(s) => {
+            let names: Vec<String> = s.split(',').map(|x| x.trim().to_string()).collect();
+            if names.len() != n {
+                return Err(Error::invalid(format!(
+                    "--channel-names gives {} name(s) for {n} channel(s)",
+                    names.len()
+                )));
+            }
+            Ok(names)
+        }
+        None if n == 1 => Ok(vec!["flair".into()]),
+        None => Ok((0..n).map(|i| format!("ch{i}")).collect()),
+    }
+}
+
+fn config_from(a: &TrainArgs) -> TrainConfig {
+    let mut c = TrainConfig::preset(a.preset);
+    macro_rules! set {
+        ($($field:ident).+ = $v:expr) => {
+            if let Some(v) = $v {
+                c.$($field).+ = v;
+            }
+        };
+    }
+    set!(phase1_iterations = a.phase1_iterations);
+    set!(phase2_iterations = a.phase2_iterations);
+    set!(batch_size = a.batch_size);
+    set!(n_critic = a.n_critic);
+    set!(lambda_gp = a.lambda_gp);
+    set!(alpha = a.alpha);
+    set!(pool_every = a.pool_every);
+    set!(pool_draw = a.pool_draw);
+    set!(critic_init = a.critic_init);
+    set!(adam.lr = a.lr);
+    set!(adam.beta1 = a.beta1);
+    set!(adam.beta2 = a.beta2);
+    set!(sampling.slice_axis = a.slice_axis);
+    set!(sampling.stride = a.patch_stride);
+    set!(sampling.min_brain_fraction = a.min_brain_fraction);
+    set!(calibration_fraction = a.calibration_fraction);
+    set!(max_patches = a.max_patches);
+    set!(seed = a.seed);
+    set!(checkpoint_every = a.checkpoint_every);
+    set!(log_every = a.log_every);
+    c
+}
+
+fn per_case(list: &[PathBuf], cases: usize, what: &str) -> Result<Vec<Option<PathBuf>>> {
+    match list.len() {
+        0 => Ok(vec![None; cases]),
+        n if n == cases => Ok(list.iter().cloned().map(Some).collect()),
+        n => Err(Error::invalid(format!(
+            "{n} {what} file(s) for {cases} --volume case(s): give none or one per case"
+        ))),
+    }
+}
+
+/// Load training cases and cut their patches.
+fn load_training(
+    volumes: &[String],
+    masks: &[PathBuf],
+    excludes: &[PathBuf],
+    names: Option<&str>,
+    config: &TrainConfig,
+    ui: &Reporter,
+) -> Result<TrainingData> {
+    let masks = per_case(masks, volumes.len(), "--mask")?;
+    let excludes = per_case(excludes, volumes.len(), "--exclude")?;
+    let mut cases = Vec::new();
+    for ((spec, mask), exclude) in volumes.iter().zip(&masks).zip(&excludes) {
+        let paths = split_paths(spec);
+        let (case, _) = Case::from_files(&paths, mask.as_deref(), exclude.as_deref())?;
+        cases.push(case);
+    }
+    let n = cases[0].channels.len();
+    let data = TrainingData::from_cases(&cases, channel_names(names, n)?, &config.sampling)?;
+    ui.info(&format!(
+        "{} normal patch(es) of {}x{}x{} from {} case(s)",
+        data.len(),
+        n,
+        adgan::nets::PATCH,
+        adgan::nets::PATCH,
+        cases.len()
+    ));
+    Ok(data)
+}
+
+fn run_training(
+    data: &TrainingData,
+    config: &TrainConfig,
+    device: tch::Device,
+    out: &Path,
+    checkpoint: Option<PathBuf>,
+    restart: bool,
+    ui: &mut Reporter,
+) -> Result<Model> {
+    let ckpt = Checkpointing {
+        path: checkpoint.or_else(|| Some(PathBuf::from(format!("{}.ckpt", out.display())))),
+        restart,
+        keep: false,
+    };
+    if let Some(p) = &ckpt.path {
+        if p.exists() && !restart {
+            ui.info(&format!("resuming from checkpoint {}", p.display()));
+        }
+    }
+    let model = adgan::train(data, config, device, &ckpt, &mut |p| ui.update(p))?;
+    ui.finish();
+    model.save(out)?;
+    Ok(model)
+}
+
+pub fn train(a: TrainArgs) -> Result<()> {
+    let device = setup(&a.common)?;
+    let mut ui = Reporter::new(a.common.json);
+    let config = config_from(&a);
+    config.validate()?;
+    let data = load_training(
+        &a.volumes,
+        &a.masks,
+        &a.excludes,
+        a.channel_names.as_deref(),
+        &config,
+        &ui,
+    )?;
+    ui.info(&format!(
+        "training on {}: N={} M={} batch {} ({:?})",
+        adgan::device::device_name(device),
+        config.phase1_iterations,
+        config.phase2_iterations,
+        config.batch_size,
+        config.critic_init
+    ));
+    let model = run_training(&data, &config, device, &a.out, a.checkpoint.clone(), a.restart, &mut ui)?;
+    let b = &model.meta.budget;
+    ui.info(&format!(
+        "wrote {} (phase 1 {:.1}s, phase 2 {:.1}s, fake pool {} patches)",
+        a.out.display(),
+        b.phase1_seconds,
+        b.phase2_seconds,
+        b.pool_size
+    ));
+    ui.result(json!({"model": a.out, "budget": b, "calibration": model.meta.calibration}));
+    Ok(())
+}
+
+fn write_patch_csv(path: &Path, patches: &[adgan::score::PatchScore]) -> Result<()> {
+    let mut s = String::from("slice_axis,slice,row,col,x,y,z,brain_fraction,raw,score\n");
+    for p in patches {
+        s.push_str(&format!(
+            "{},{},{},{},{},{},{},{:.4},{:.6},{:.6}\n",
+            p.slice_axis, p.slice, p.row, p.col, p.origin[0], p.origin[1], p.origin[2],
+            p.brain_fraction, p.raw, p.score
+        ));
+    }
+    adgan::volume::write_atomically(path, |f| std::io::Write::write_all(f, s.as_bytes()))
+}
+
+pub fn score(a: ScoreArgs) -> Result<()> {
+    let device = setup(&a.common)?;
+    let mut ui = Reporter::new(a.common.json);
+    let model = Model::load(&a.model, device)?;
+    let paths = split_paths(&a.volume);
+    model.check_channels(paths.len(), "--volume")?;
+    let (case, like) = Case::from_files(&paths, a.mask.as_deref(), None)?;
+    let opts = ScoreOptions {
+        stride: a.stride,
+        batch_size: a.batch_size,
+        slice_axis: a.slice_axis,
+        min_brain_fraction: a.min_brain_fraction,
+        patch_table: a.patches.is_some(),
+    };
+    let result = model.score_case(&case, &opts, &mut |p| ui.update(p))?;
+    ui.finish();
+    adgan::volume::write_map(&a.out, &like, &result.map)?;
+    if let Some(csv) = &a.patches {
+        write_patch_csv(csv, &result.patches)?;
+    }
+    let max = result.map.iter().cloned().fold(f32::MIN, f32::max);
+    let above = result
+        .map
+        .iter()
+        .filter(|&&v| v as f64 >= model.meta.calibration.threshold)
+        .count();
+    ui.info(&format!(
+        "wrote {} ({} windows in {:.1}s; max score {:.2}; {} voxel(s) at or above the threshold {:.2})",
+        a.out.display(),
+        result.windows_scored,
+        result.seconds,
+        max,
+        above,
+        model.meta.calibration.threshold
+    ));
+    ui.result(json!({
+        "map": a.out, "patches": a.patches, "windows": result.windows_scored,
+        "seconds": result.seconds, "max_score": max, "voxels_above_threshold": above,
+        "threshold": model.meta.calibration.threshold,
+    }));
+    Ok(())
+}
+
+pub fn info(a: InfoArgs) -> Result<()> {
+    let model = Model::load(&a.model, tch::Device::Cpu)?;
+    let m = &model.meta;
+    if a.json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(m).map_err(|e| Error::invalid(e.to_string()))?
+        );
+        return Ok(());
+    }
+    let t = &m.training;
+    let b = &m.budget;
+    println!("{}", a.model.display());
+    println!("  format            {} v{} (written by adGAN {})", m.format, m.format_version, m.library_version);
+    println!("  channels          {} ({})", m.channels, m.channel_names.join(", "));
+    println!("  patches           {0}x{0}, slice axis {1}, normalisation {2}", m.patch_size, m.slice_axis, m.normalisation);
+    println!("  variant           {}", match t.critic_init { adgan::train::CriticInit::FineTune => "adGAN(c): critic fine-tuned", adgan::train::CriticInit::Reset => "adGAN: critic reset" });
+    println!("  budget            N={} M={} batch {} on {} ({:.0}s + {:.0}s)", b.phase1_iterations, b.phase2_iterations, t.batch_size, b.device, b.phase1_seconds, b.phase2_seconds);
+    println!("  losses            lambda {} alpha {} n_critic {} lr {}", t.lambda_gp, t.alpha, t.n_critic, t.adam.lr);
+    println!("  fake pool         {} patches from {} draws (every {} iterations, {} each)", b.pool_size, b.pool_draws, t.pool_every, t.pool_draw);
+    println!("  data              {} training + {} calibration patches", b.train_patches, b.calibration_patches);
+    println!("  calibration       raw mean {:.4} std {:.4}; threshold {:.2}", m.calibration.mean, m.calibration.std, m.calibration.threshold);
+    let q: Vec<String> = m.calibration.quantiles.iter().map(|(p, z)| format!("p{}={:.2}", p * 100.0, z)).collect();
+    println!("  normal quantiles  {}", q.join(" "));
+    Ok(())
+}
+
+pub fn demo(a: DemoArgs) -> Result<()> {
+    super::demo::run(a)
+}

@@ -1,0 +1,247 @@
+//! Command-line front end: argument parsing, progress display, JSON output.
+//! Every command returns an exit status; errors print one line naming the
+//! file and the problem.
+
+mod commands;
+mod demo;
+mod ui;
+
+use clap::{Args, Parser, Subcommand};
+use std::path::PathBuf;
+
+/// adGAN: find what is abnormal in MR volumes after learning only from
+/// normal ones (Shen et al., IEEE Access 2020).
+#[derive(Parser, Debug)]
+#[command(name = "adgan", version, about, long_about = None, propagate_version = true)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Train a model on normal patches of one or more volumes.
+    Train(TrainArgs),
+    /// Score a volume: write its voxel anomaly map (NIfTI, float32).
+    Score(ScoreArgs),
+    /// Show what a model file holds.
+    Info(InfoArgs),
+    /// Train on the shipped demo case, score another, write map, PNG and report.
+    Demo(DemoArgs),
+}
+
+/// Options shared by every command that computes.
+#[derive(Args, Debug, Clone)]
+pub struct Common {
+    /// Compute device: auto (a GPU when there is one), cpu, cuda or cuda:N.
+    #[arg(long, default_value = "auto")]
+    pub device: String,
+    /// CPU threads libtorch may use (0: libtorch's default).
+    #[arg(long, default_value_t = 0)]
+    pub threads: usize,
+    /// Machine-readable output: JSON lines on stdout (progress events, then
+    /// one result object), no progress bar.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct TrainArgs {
+    /// A training case: its channel files (NIfTI .nii or .nii.gz), comma
+    /// separated, in the same order for every case. Repeat for more cases.
+    #[arg(long = "volume", short = 'v', required = true, value_name = "CH1[,CH2...]")]
+    pub volumes: Vec<String>,
+    /// Brain mask of each case (non-zero = brain), in the order of --volume;
+    /// give none (masks become the non-zero voxels) or one per case.
+    #[arg(long = "mask", value_name = "FILE")]
+    pub masks: Vec<PathBuf>,
+    /// Label map of voxels to keep out of training (e.g. lesions; non-zero =
+    /// exclude), one per case in --volume order, or none.
+    #[arg(long = "exclude", value_name = "FILE")]
+    pub excludes: Vec<PathBuf>,
+    /// Names of the channels, comma separated (default: flair for one
+    /// channel, ch0,ch1,... for several).
+    #[arg(long, value_name = "NAMES")]
+    pub channel_names: Option<String>,
+    /// Output model file (written atomically).
+    #[arg(long, short = 'o', value_name = "FILE")]
+    pub out: PathBuf,
+    /// Option set to start from: paper (N=200000, M=150000, a GPU job) or
+    /// quick (minutes on a CPU). Options below override it.
+    #[arg(long, value_enum, default_value = "paper")]
+    pub preset: adgan::train::Preset,
+    /// N: phase-1 WGAN-GP iterations.
+    #[arg(long, value_name = "N")]
+    pub phase1_iterations: Option<u64>,
+    /// M: phase-2 critic iterations with the concentration loss.
+    #[arg(long, value_name = "M")]
+    pub phase2_iterations: Option<u64>,
+    /// Patches per batch (paper: 64).
+    #[arg(long)]
+    pub batch_size: Option<usize>,
+    /// Critic updates per generator update in phase 1 (paper: 5).
+    #[arg(long)]
+    pub n_critic: Option<usize>,
+    /// Gradient-penalty weight lambda (paper: 10).
+    #[arg(long)]
+    pub lambda_gp: Option<f64>,
+    /// Concentration-loss weight alpha (paper: 1; 0 gives Eq. 1).
+    #[arg(long)]
+    pub alpha: Option<f64>,
+    /// k: add generator samples to the fake pool every k iterations (paper: 100).
+    #[arg(long, value_name = "K")]
+    pub pool_every: Option<u64>,
+    /// n: samples added each time (paper: 64).
+    #[arg(long, value_name = "N")]
+    pub pool_draw: Option<usize>,
+    /// Phase-2 critic: fine-tune the phase-1 critic (adGAN(c), default) or
+    /// reset it (adGAN).
+    #[arg(long, value_enum)]
+    pub critic_init: Option<adgan::train::CriticInit>,
+    /// Adam learning rate (paper: 1e-4).
+    #[arg(long)]
+    pub lr: Option<f64>,
+    /// Adam beta1 (default 0.5).
+    #[arg(long)]
+    pub beta1: Option<f64>,
+    /// Adam beta2 (default 0.9).
+    #[arg(long)]
+    pub beta2: Option<f64>,
+    /// Slice axis of the patches: 0, 1 or 2 (default 2, axial on BraTS-like grids).
+    #[arg(long)]
+    pub slice_axis: Option<usize>,
+    /// Step between training windows in pixels (default 8).
+    #[arg(long)]
+    pub patch_stride: Option<usize>,
+    /// Keep windows with at least this fraction of brain (default 0.5).
+    #[arg(long)]
+    pub min_brain_fraction: Option<f64>,
+    /// Fraction of normal patches held out to calibrate scores (default 0.1).
+    #[arg(long)]
+    pub calibration_fraction: Option<f64>,
+    /// Use at most this many training patches, a random subset (0: all).
+    #[arg(long)]
+    pub max_patches: Option<usize>,
+    /// Random seed; the same seed, data and options give the same model on CPU.
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// Checkpoint every this many iterations (0: never).
+    #[arg(long)]
+    pub checkpoint_every: Option<u64>,
+    /// Checkpoint file (default: <out>.ckpt). An existing one for the same
+    /// data and options is resumed from.
+    #[arg(long, value_name = "FILE")]
+    pub checkpoint: Option<PathBuf>,
+    /// Ignore an existing checkpoint and start over.
+    #[arg(long)]
+    pub restart: bool,
+    /// Measure and report losses every this many iterations.
+    #[arg(long)]
+    pub log_every: Option<u64>,
+    #[command(flatten)]
+    pub common: Common,
+}
+
+#[derive(Args, Debug)]
+pub struct ScoreArgs {
+    /// Model file made by `adgan train`.
+    #[arg(long, short = 'm', value_name = "FILE")]
+    pub model: PathBuf,
+    /// The case's channel files, comma separated, in the model's channel order.
+    #[arg(long = "volume", short = 'v', value_name = "CH1[,CH2...]")]
+    pub volume: String,
+    /// Brain mask (non-zero = brain); default: the non-zero voxels.
+    #[arg(long, value_name = "FILE")]
+    pub mask: Option<PathBuf>,
+    /// Output anomaly map (NIfTI float32 on the input's grid; .nii or .nii.gz).
+    #[arg(long, short = 'o', value_name = "FILE")]
+    pub out: PathBuf,
+    /// Step between scored windows in pixels (1-32); smaller is sharper and
+    /// slower (windows grow as 1/stride^2).
+    #[arg(long, default_value_t = 8)]
+    pub stride: usize,
+    /// Slice axis (default: the model's).
+    #[arg(long)]
+    pub slice_axis: Option<usize>,
+    /// Minimum brain fraction of a painting window (default: the model's).
+    #[arg(long)]
+    pub min_brain_fraction: Option<f64>,
+    /// Windows per critic call.
+    #[arg(long, default_value_t = 1024)]
+    pub batch_size: usize,
+    /// Also write the per-window table (CSV: slice axis, slice, row, col,
+    /// origin x y z, brain fraction, raw critic output, anomaly score).
+    #[arg(long, value_name = "CSV")]
+    pub patches: Option<PathBuf>,
+    #[command(flatten)]
+    pub common: Common,
+}
+
+#[derive(Args, Debug)]
+pub struct InfoArgs {
+    /// Model file.
+    #[arg(value_name = "MODEL")]
+    pub model: PathBuf,
+    /// Print the metadata as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct DemoArgs {
+    /// Output folder.
+    #[arg(long, short = 'o', default_value = "demo-output")]
+    pub out: PathBuf,
+    /// Folder with the demo cases (default: data/demo of the source tree, or
+    /// $ADGAN_DEMO_DATA).
+    #[arg(long)]
+    pub data: Option<PathBuf>,
+    /// Training preset for the demo.
+    #[arg(long, value_enum, default_value = "quick")]
+    pub preset: adgan::train::Preset,
+    /// Phase-1 iterations (overrides the preset).
+    #[arg(long)]
+    pub phase1_iterations: Option<u64>,
+    /// Phase-2 iterations (overrides the preset).
+    #[arg(long)]
+    pub phase2_iterations: Option<u64>,
+    /// Scoring stride.
+    #[arg(long, default_value_t = 4)]
+    pub stride: usize,
+    /// Random seed.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    #[command(flatten)]
+    pub common: Common,
+}
+
+/// Parse arguments, run, return the exit status.
+pub fn run() -> i32 {
+    let cli = Cli::parse();
+    let json = match &cli.command {
+        Command::Train(a) => a.common.json,
+        Command::Score(a) => a.common.json,
+        Command::Info(a) => a.json,
+        Command::Demo(a) => a.common.json,
+    };
+    let result = match cli.command {
+        Command::Train(a) => commands::train(a),
+        Command::Score(a) => commands::score(a),
+        Command::Info(a) => commands::info(a),
+        Command::Demo(a) => commands::demo(a),
+    };
+    match result {
+        Ok(()) => 0,
+        Err(e) => {
+            if json {
+                println!("{}", serde_json::json!({"event": "error", "message": e.to_string()}));
+            }
+            eprintln!("adgan: error: {e}");
+            match e {
+                adgan::Error::Cancelled => 130,
+                adgan::Error::InvalidArgument(_) => 2,
+                _ => 1,
+            }
+        }
+    }
+}

@@ -1,0 +1,276 @@
+//! The model bundle: the trained critic, its calibration and everything a
+//! scorer needs to read a volume the way the model was trained, in one
+//! safetensors file with JSON metadata (see `tensor_file`).
+
+use crate::error::{Error, Result};
+use crate::nets::{Critic, PATCH};
+use crate::preprocess::PatchSampling;
+use crate::train::TrainConfig;
+use serde::{Deserialize, Serialize};
+use std::path::Path;
+use std::sync::Mutex;
+use tch::{nn, Device, Kind, Tensor};
+
+/// Identifies our files among other safetensors files.
+pub const FORMAT: &str = "adgan-model";
+/// Version of the bundle layout; a reader refuses newer versions.
+pub const FORMAT_VERSION: u32 = 1;
+/// Name of the intensity normalisation the model expects.
+pub const NORMALISATION: &str = "zscore-in-brain";
+
+/// How raw critic outputs become anomaly scores.
+///
+/// Held-out normal training patches (never trained on) give the critic's
+/// mean `mean` and standard deviation `std`. A patch's anomaly score is
+/// `(mean - raw) / std`: how many standard deviations of normal variation
+/// the critic rates it below a typical normal patch. ~0 is normal; 3 and
+/// above is rarer than about 1 in 700 normal patches if normal scores were
+/// Gaussian (the measured quantiles are stored too).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Calibration {
+    pub mean: f64,
+    pub std: f64,
+    /// Number of held-out patches used.
+    pub samples: usize,
+    /// Measured quantiles of the held-out scores: `(q, score)`.
+    pub quantiles: Vec<(f64, f64)>,
+    /// Suggested threshold for "anomalous" (the 99th percentile of held-out
+    /// normal scores, at least 2).
+    pub threshold: f64,
+}
+
+impl Calibration {
+    /// Calibration from the raw critic outputs of held-out normal patches.
+    pub fn from_raw(raw: &[f64]) -> Result<Calibration> {
+        if raw.len() < 2 {
+            return Err(Error::invalid(
+                "calibration needs at least 2 held-out normal patches",
+            ));
+        }
+        let n = raw.len() as f64;
+        let mean = raw.iter().sum::<f64>() / n;
+        let var = raw.iter().map(|r| (r - mean).powi(2)).sum::<f64>() / n;
+        let std = var.sqrt().max(1e-12);
+        let mut z: Vec<f64> = raw.iter().map(|r| (mean - r) / std).collect();
+        z.sort_by(|a, b| a.total_cmp(b));
+        let q = |p: f64| z[((p * (z.len() - 1) as f64).round() as usize).min(z.len() - 1)];
+        let quantiles: Vec<(f64, f64)> = [0.5, 0.9, 0.95, 0.99, 0.999]
+            .iter()
+            .map(|&p| (p, q(p)))
+            .collect();
+        Ok(Calibration {
+            mean,
+            std,
+            samples: raw.len(),
+            threshold: q(0.99).max(2.0),
+            quantiles,
+        })
+    }
+
+    /// Anomaly score of a raw critic output.
+    pub fn score(&self, raw: f64) -> f64 {
+        (self.mean - raw) / self.std
+    }
+}
+
+/// What was actually run to make the model.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
+pub struct Budget {
+    pub phase1_iterations: u64,
+    pub phase2_iterations: u64,
+    pub phase1_seconds: f64,
+    pub phase2_seconds: f64,
+    pub device: String,
+    pub train_patches: usize,
+    pub calibration_patches: usize,
+    pub pool_size: usize,
+    pub pool_draws: usize,
+    /// Iterations resumed from a checkpoint rather than run in this process.
+    pub resumed_at: Option<String>,
+}
+
+/// The JSON metadata of a model file.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct ModelMeta {
+    pub format: String,
+    pub format_version: u32,
+    pub library_version: String,
+    pub channels: usize,
+    pub channel_names: Vec<String>,
+    pub patch_size: usize,
+    pub slice_axis: usize,
+    pub normalisation: String,
+    /// Output range of the generator the critic was trained against.
+    pub generator_scale: f64,
+    pub calibration: Calibration,
+    pub training: TrainConfig,
+    pub budget: Budget,
+}
+
+impl ModelMeta {
+    /// Patch sampling the model was trained with.
+    pub fn sampling(&self) -> PatchSampling {
+        self.training.sampling
+    }
+}
+
+struct CriticState {
+    // Kept alive: owns the variables `net` uses.
+    _vs: nn::VarStore,
+    net: Critic,
+}
+
+/// A trained adGAN critic with its metadata. Scoring takes `&self` and may
+/// run from several threads at once (the network is behind a lock).
+pub struct Model {
+    pub meta: ModelMeta,
+    critic: Mutex<CriticState>,
+    device: Device,
+}
+
+impl std::fmt::Debug for Model {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Model")
+            .field("meta", &self.meta)
+            .field("device", &self.device)
+            .finish()
+    }
+}
+
+fn critic_var_store(device: Device, channels: usize) -> (nn::VarStore, Critic) {
+    let vs = nn::VarStore::new(device);
+    let net = Critic::new(&vs.root(), channels as i64);
+    (vs, net)
+}
+
+impl Model {
+    /// Wrap a trained critic (used by training).
+    pub(crate) fn from_parts(meta: ModelMeta, vs: nn::VarStore, net: Critic) -> Model {
+        let device = vs.device();
+        Model {
+            meta,
+            critic: Mutex::new(CriticState { _vs: vs, net }),
+            device,
+        }
+    }
+
+    /// The device the critic runs on.
+    pub fn device(&self) -> Device {
+        self.device
+    }
+
+    /// Number of input channels (modalities) the model needs.
+    pub fn channels(&self) -> usize {
+        self.meta.channels
+    }
+
+    /// Check that a case has the model's channel count.
+    pub fn check_channels(&self, got: usize, what: &str) -> Result<()> {
+        if got != self.meta.channels {
+            return Err(Error::invalid(format!(
+                "{what}: the model needs {} channel(s) ({}), got {got}",
+                self.meta.channels,
+                self.meta.channel_names.join(", ")
+            )));
+        }
+        Ok(())
+    }
+
+    /// Save to one file, atomically (a crash never leaves half a model).
+    pub fn save(&self, path: &Path) -> Result<()> {
+        let json = serde_json::to_string(&self.meta)
+            .map_err(|e| Error::invalid(format!("cannot encode metadata: {e}")))?;
+        let state = self.lock();
+        let tensors = crate::tensor_file::named(&state._vs, "critic.");
+        crate::tensor_file::write(path, &tensors, &json)
+    }
+
+    /// Load a model file onto `device`, checking everything; a message says
+    /// what is wrong with a file that is not a usable model.
+    pub fn load(path: &Path, device: Device) -> Result<Model> {
+        let file = crate::tensor_file::read(path, "adGAN model")?;
+        let meta: ModelMeta = serde_json::from_str(&file.json).map_err(|e| {
+            Error::format(path, format!("model metadata is not valid: {e}"))
+        })?;
+        let bad = |m: String| Err(Error::format(path, m));
+        if meta.format != FORMAT {
+            return bad(format!("format '{}', expected '{FORMAT}'", meta.format));
+        }
+        if meta.format_version > FORMAT_VERSION {
+            return bad(format!(
+                "written by a newer adGAN (model format {}, library {}); this library ({}) reads format {FORMAT_VERSION} and older",
+                meta.format_version,
+                meta.library_version,
+                crate::VERSION
+            ));
+        }
+        if meta.channels == 0 || meta.channels != meta.channel_names.len() {
+            return bad(format!(
+                "{} channel(s) but {} channel name(s)",
+                meta.channels,
+                meta.channel_names.len()
+            ));
+        }
+        if meta.patch_size != PATCH as usize {
+            return bad(format!(
+                "patch size {}, this library scores {PATCH}x{PATCH} patches",
+                meta.patch_size
+            ));
+        }
+        if meta.slice_axis > 2 {
+            return bad(format!("slice axis {}", meta.slice_axis));
+        }
+        if meta.normalisation != NORMALISATION {
+            return bad(format!("unknown normalisation '{}'", meta.normalisation));
+        }
+        let c = &meta.calibration;
+        if !(c.mean.is_finite() && c.std.is_finite() && c.std > 0.0) {
+            return bad(format!("calibration mean {} std {} is unusable", c.mean, c.std));
+        }
+        let (vs, net) = critic_var_store(device, meta.channels);
+        crate::tensor_file::load_into(path, &vs, "critic.", &file.tensors)?;
+        Ok(Model::from_parts(meta, vs, net))
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, CriticState> {
+        // A panic while scoring cannot leave the weights half-written
+        // (scoring only reads them), so a poisoned lock is safe to reuse.
+        self.critic.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Raw critic outputs for patches `[N, C, 32, 32]` (any device), in
+    /// batches of `batch`; returned on the CPU as `[N]`.
+    pub fn raw_scores(&self, patches: &Tensor, batch: usize) -> Result<Tensor> {
+        let n = patches.size()[0];
+        let c = patches.size().get(1).copied().unwrap_or(0) as usize;
+        self.check_channels(c, "patches")?;
+        if n == 0 {
+            return Ok(Tensor::zeros([0], (Kind::Float, Device::Cpu)));
+        }
+        let batch = batch.max(1) as i64;
+        let mut out = Vec::with_capacity(((n + batch - 1) / batch) as usize);
+        let state = self.lock();
+        let _guard = tch::no_grad_guard();
+        let mut start = 0;
+        while start < n {
+            let len = batch.min(n - start);
+            let x = patches
+                .f_narrow(0, start, len)?
+                .f_to_device(self.device)?
+                .f_to_kind(Kind::Float)?;
+            out.push(state.net.forward(&x).f_to_device(Device::Cpu)?);
+            start += len;
+        }
+        Ok(Tensor::f_cat(&out, 0)?)
+    }
+
+    /// Calibrated anomaly scores for patches, as `f64`.
+    pub fn scores(&self, patches: &Tensor, batch: usize) -> Result<Vec<f64>> {
+        let raw = self.raw_scores(patches, batch)?;
+        let raw = crate::tensor_file::to_f32_vec(&raw)?;
+        Ok(raw
+            .iter()
+            .map(|&r| self.meta.calibration.score(r as f64))
+            .collect())
+    }
+}

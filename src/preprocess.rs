@@ -1,0 +1,394 @@
+//! From voxels to patches: brain mask, intensity normalisation and the
+//! 32x32 windows of the slices (for training and for scoring alike).
+//!
+//! Conventions. A volume's voxels are `f32` with x varying fastest
+//! (`index = x + nx * (y + ny * z)`), the layout of NIfTI files, ITK
+//! buffers and Slicer arrays. As a tensor it is `[C, nz, ny, nx]`. A slice
+//! across `slice_axis` is a plane of `H x W` pixels: axis 2 (axial, the
+//! default) gives `H = y, W = x`; axis 1 gives `H = z, W = x`; axis 0 gives
+//! `H = z, W = y`. Windows are `32 x 32` at a stride, their origins on a grid
+//! starting at (0, 0); the plane is padded at its far edges (with each
+//! channel's background value) so that the windows cover every pixel.
+
+use crate::error::{Error, Result};
+use crate::nets::PATCH;
+use tch::{Kind, Tensor};
+
+/// One case: co-registered channels on one grid, optional masks.
+#[derive(Debug, Clone)]
+pub struct Case {
+    /// A name for messages (usually the first channel's file).
+    pub name: String,
+    /// `[nx, ny, nz]`.
+    pub dims: [usize; 3],
+    /// One buffer per channel (modality), x fastest.
+    pub channels: Vec<Vec<f32>>,
+    /// Brain mask; `None`: the voxels where any channel is non-zero.
+    pub brain: Option<Vec<bool>>,
+    /// Voxels to keep out of training patches (e.g. lesion labels).
+    pub exclude: Option<Vec<bool>>,
+}
+
+impl Case {
+    /// Number of voxels of one channel.
+    pub fn voxels(&self) -> usize {
+        self.dims.iter().product()
+    }
+
+    /// Check sizes and values; the error names the case.
+    pub fn validate(&self) -> Result<()> {
+        let n = self.voxels();
+        let bad = |m: String| Error::format(&self.name, m);
+        if self.dims.contains(&0) {
+            return Err(bad(format!("zero-length dimension in {:?}", self.dims)));
+        }
+        if self.channels.is_empty() {
+            return Err(bad("no channels".into()));
+        }
+        for (i, c) in self.channels.iter().enumerate() {
+            if c.len() != n {
+                return Err(bad(format!(
+                    "channel {i} has {} voxels, dims {:?} need {n}",
+                    c.len(),
+                    self.dims
+                )));
+            }
+            let nonfinite = c.iter().filter(|v| !v.is_finite()).count();
+            if nonfinite > 0 {
+                return Err(bad(format!(
+                    "channel {i} has {nonfinite} NaN or infinite voxel(s)"
+                )));
+            }
+        }
+        for (what, m) in [("brain mask", &self.brain), ("exclusion label", &self.exclude)] {
+            if let Some(m) = m {
+                if m.len() != n {
+                    return Err(bad(format!(
+                        "{what} has {} voxels, dims {:?} need {n}",
+                        m.len(),
+                        self.dims
+                    )));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The brain mask: the given one, else the non-zero voxels of any channel.
+    pub fn brain_mask(&self) -> Vec<bool> {
+        match &self.brain {
+            Some(m) => m.clone(),
+            None => (0..self.voxels())
+                .map(|i| self.channels.iter().any(|c| c[i] != 0.0))
+                .collect(),
+        }
+    }
+}
+
+/// Mean and standard deviation of one channel inside the brain.
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct ChannelStats {
+    pub mean: f64,
+    pub std: f64,
+    /// Value that voxels outside the brain take after normalisation
+    /// (where raw 0 maps to).
+    pub background: f64,
+}
+
+/// A case normalised to zero mean, unit variance inside the brain, per
+/// channel (the paper's BraTS protocol), as tensors on the CPU.
+#[derive(Debug)]
+pub struct Normalised {
+    pub dims: [usize; 3],
+    /// `[C, nz, ny, nx]`, outside the brain set to each channel's background.
+    pub data: Tensor,
+    /// `[nz, ny, nx]`, 1.0 inside the brain, 0.0 outside.
+    pub brain: Tensor,
+    /// `[nz, ny, nx]`, 1.0 on voxels to exclude from training.
+    pub exclude: Option<Tensor>,
+    pub stats: Vec<ChannelStats>,
+    /// Number of brain voxels.
+    pub brain_voxels: usize,
+}
+
+fn bool_tensor(m: &[bool], dims: [usize; 3]) -> Tensor {
+    let v: Vec<f32> = m.iter().map(|&b| if b { 1.0 } else { 0.0 }).collect();
+    Tensor::from_slice(&v).view([dims[2] as i64, dims[1] as i64, dims[0] as i64])
+}
+
+/// Normalise a case (validates it first).
+pub fn normalise(case: &Case) -> Result<Normalised> {
+    case.validate()?;
+    let brain = case.brain_mask();
+    let n_brain = brain.iter().filter(|&&b| b).count();
+    if n_brain < 2 {
+        return Err(Error::format(
+            &case.name,
+            "the brain mask is empty (no non-zero voxel): nothing to normalise",
+        ));
+    }
+    let [nx, ny, nz] = case.dims;
+    let mut stats = Vec::with_capacity(case.channels.len());
+    let mut out = Vec::with_capacity(case.voxels() * case.channels.len());
+    for (ci, c) in case.channels.iter().enumerate() {
+        let (mut s, mut s2) = (0f64, 0f64);
+        for (v, &b) in c.iter().zip(&brain) {
+            if b {
+                let v = *v as f64;
+                s += v;
+                s2 += v * v;
+            }
+        }
+        let mean = s / n_brain as f64;
+        let var = (s2 / n_brain as f64 - mean * mean).max(0.0);
+        let std = var.sqrt();
+        if std <= f64::EPSILON * mean.abs().max(1.0) {
+            return Err(Error::format(
+                &case.name,
+                format!("channel {ci} is constant inside the brain: cannot normalise"),
+            ));
+        }
+        let background = -mean / std;
+        stats.push(ChannelStats {
+            mean,
+            std,
+            background,
+        });
+        out.extend(c.iter().zip(&brain).map(|(v, &b)| {
+            if b {
+                ((*v as f64 - mean) / std) as f32
+            } else {
+                background as f32
+            }
+        }));
+    }
+    let data = Tensor::from_slice(&out).view([
+        case.channels.len() as i64,
+        nz as i64,
+        ny as i64,
+        nx as i64,
+    ]);
+    Ok(Normalised {
+        dims: case.dims,
+        data,
+        brain: bool_tensor(&brain, case.dims),
+        exclude: case.exclude.as_ref().map(|m| bool_tensor(m, case.dims)),
+        stats,
+        brain_voxels: n_brain,
+    })
+}
+
+/// Number of slices across `axis`.
+pub fn slice_count(dims: [usize; 3], axis: usize) -> usize {
+    dims[axis]
+}
+
+/// `(H, W)` of a slice across `axis` (see the module's conventions).
+pub fn plane_dims(dims: [usize; 3], axis: usize) -> (usize, usize) {
+    match axis {
+        0 => (dims[2], dims[1]),
+        1 => (dims[2], dims[0]),
+        _ => (dims[1], dims[0]),
+    }
+}
+
+/// The voxel `[x, y, z]` of pixel `(h, w)` on slice `index` across `axis`.
+pub fn voxel_of(axis: usize, index: usize, h: usize, w: usize) -> [usize; 3] {
+    match axis {
+        0 => [index, w, h],
+        1 => [w, index, h],
+        _ => [w, h, index],
+    }
+}
+
+/// Window origins along one side of `len` pixels at `stride`, padded so
+/// the last window reaches the end: `count` windows, padded length.
+pub fn window_grid(len: usize, stride: usize) -> (usize, usize) {
+    let p = PATCH as usize;
+    if len <= p {
+        return (1, p);
+    }
+    let steps = (len - p).div_ceil(stride);
+    (steps + 1, p + steps * stride)
+}
+
+/// Slice `index` across `axis` of a `[.., nz, ny, nx]` tensor: `[.., H, W]`.
+pub fn take_slice(t: &Tensor, axis: usize, index: usize) -> Tensor {
+    let d = t.dim() as i64;
+    let dim = match axis {
+        0 => d - 1,
+        1 => d - 2,
+        _ => d - 3,
+    };
+    t.select(dim, index as i64)
+}
+
+/// The windows of one plane.
+#[derive(Debug)]
+pub struct Windows {
+    /// `[L, C, 32, 32]` patches (on the device of the input).
+    pub patches: Tensor,
+    /// Number of window rows and columns (`L = rows * cols`, row-major).
+    pub rows: usize,
+    pub cols: usize,
+    /// Padded plane size.
+    pub padded: (usize, usize),
+}
+
+/// All windows of a plane `[C, H, W]` at `stride`; `background` is `[C]`.
+pub fn plane_windows(plane: &Tensor, background: &Tensor, stride: usize) -> Windows {
+    let size = plane.size();
+    let (c, h, w) = (size[0], size[1] as usize, size[2] as usize);
+    let (rows, ph) = window_grid(h, stride);
+    let (cols, pw) = window_grid(w, stride);
+    let bg = background.view([c, 1, 1]);
+    let padded = (plane - &bg).constant_pad_nd([0, (pw - w) as i64, 0, (ph - h) as i64]) + &bg;
+    let s = stride as i64;
+    let cols_t = padded
+        .unsqueeze(0)
+        .im2col([PATCH, PATCH], [1, 1], [0, 0], [s, s]); // [1, C*1024, L]
+    let l = (rows * cols) as i64;
+    let patches = cols_t
+        .view([c, PATCH, PATCH, l])
+        .permute([3, 0, 1, 2])
+        .contiguous();
+    Windows {
+        patches,
+        rows,
+        cols,
+        padded: (ph, pw),
+    }
+}
+
+/// Fraction of each window of a mask plane `[H, W]` (values 0/1) that is
+/// set, `[L]` in the windows' order (padding counts as unset).
+pub fn window_fractions(mask_plane: &Tensor, stride: usize) -> Tensor {
+    let size = mask_plane.size();
+    let (h, w) = (size[0] as usize, size[1] as usize);
+    let (_, ph) = window_grid(h, stride);
+    let (_, pw) = window_grid(w, stride);
+    let s = stride as i64;
+    mask_plane
+        .constant_pad_nd([0, (pw - w) as i64, 0, (ph - h) as i64])
+        .view([1, 1, ph as i64, pw as i64])
+        .avg_pool2d([PATCH, PATCH], [s, s], [0, 0], false, true, None::<i64>)
+        .flatten(0, -1)
+}
+
+/// Where training patches come from.
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct PatchSampling {
+    /// Slices across this axis (0, 1, 2; the paper's axial slices: 2).
+    pub slice_axis: usize,
+    /// Step between window origins, in pixels.
+    pub stride: usize,
+    /// A window is kept when at least this fraction of it is brain.
+    pub min_brain_fraction: f64,
+}
+
+impl Default for PatchSampling {
+    fn default() -> Self {
+        PatchSampling {
+            slice_axis: 2,
+            stride: 8,
+            min_brain_fraction: 0.5,
+        }
+    }
+}
+
+impl PatchSampling {
+    pub fn validate(&self) -> Result<()> {
+        if self.slice_axis > 2 {
+            return Err(Error::invalid(format!(
+                "slice axis {} (expected 0, 1 or 2)",
+                self.slice_axis
+            )));
+        }
+        if self.stride == 0 || self.stride > PATCH as usize {
+            return Err(Error::invalid(format!(
+                "patch stride {} (expected 1 to {PATCH})",
+                self.stride
+            )));
+        }
+        if !(0.0..=1.0).contains(&self.min_brain_fraction) || self.min_brain_fraction.is_nan() {
+            return Err(Error::invalid(format!(
+                "brain fraction {} (expected 0 to 1)",
+                self.min_brain_fraction
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// Background values of a normalised case as a `[C]` tensor.
+pub fn background_tensor(norm: &Normalised) -> Tensor {
+    let v: Vec<f32> = norm.stats.iter().map(|s| s.background as f32).collect();
+    Tensor::from_slice(&v)
+}
+
+/// The training patches of a normalised case: windows with at least
+/// `min_brain_fraction` brain and no excluded voxel, `[N, C, 32, 32]`.
+pub fn training_patches(norm: &Normalised, sampling: &PatchSampling) -> Result<Tensor> {
+    sampling.validate()?;
+    let axis = sampling.slice_axis;
+    let bg = background_tensor(norm);
+    let mut kept = Vec::new();
+    for index in 0..slice_count(norm.dims, axis) {
+        let brain = take_slice(&norm.brain, axis, index);
+        if brain.sum(Kind::Float).double_value(&[]) == 0.0 {
+            continue;
+        }
+        let frac = window_fractions(&brain, sampling.stride);
+        let mut keep = frac.ge(sampling.min_brain_fraction - 1e-6).logical_and(&frac.gt(0.0));
+        if let Some(ex) = &norm.exclude {
+            let exf = window_fractions(&take_slice(ex, axis, index), sampling.stride);
+            keep = keep.logical_and(&exf.eq(0.0));
+        }
+        let idx = keep.nonzero().flatten(0, -1);
+        if idx.size()[0] == 0 {
+            continue;
+        }
+        let w = plane_windows(&take_slice(&norm.data, axis, index), &bg, sampling.stride);
+        kept.push(w.patches.index_select(0, &idx));
+    }
+    if kept.is_empty() {
+        let c = norm.stats.len() as i64;
+        return Ok(Tensor::zeros([0, c, PATCH, PATCH], (Kind::Float, tch::Device::Cpu)));
+    }
+    Ok(Tensor::cat(&kept, 0))
+}
+
+impl Case {
+    /// Read a case from files: one NIfTI per channel (same grid), an
+    /// optional brain mask and an optional exclusion label. Returns the case
+    /// and the first channel's volume (its header serves for output).
+    pub fn from_files(
+        channels: &[std::path::PathBuf],
+        brain: Option<&std::path::Path>,
+        exclude: Option<&std::path::Path>,
+    ) -> Result<(Case, crate::volume::Volume)> {
+        let mut vols = crate::volume::read_channels(channels)?;
+        let dims = vols[0].dims;
+        let brain = brain
+            .map(|p| crate::volume::read_mask(p, dims))
+            .transpose()?;
+        let exclude = exclude
+            .map(|p| crate::volume::read_mask(p, dims))
+            .transpose()?;
+        let name = vols[0].path.display().to_string();
+        let data: Vec<Vec<f32>> = vols
+            .iter_mut()
+            .map(|v| std::mem::take(&mut v.data))
+            .collect();
+        let mut first = vols.swap_remove(0);
+        first.data = data[0].clone();
+        let case = Case {
+            name,
+            dims,
+            channels: data,
+            brain,
+            exclude,
+        };
+        Ok((case, first))
+    }
+}

@@ -1,0 +1,218 @@
+//! Scoring whole volumes: every 32x32 window of every slice at a stride is
+//! scored by the critic, calibrated, and painted back: each voxel gets the
+//! mean anomaly score of the windows covering it.
+
+use crate::error::{Error, Result};
+use crate::model::Model;
+use crate::nets::PATCH;
+use crate::preprocess::{
+    background_tensor, normalise, plane_dims, plane_windows, slice_count, take_slice, voxel_of,
+    window_fractions, Case,
+};
+use crate::progress::{Progress, ProgressFn, Stage};
+use serde::Serialize;
+use crate::tensor_file::to_f32_vec;
+
+/// Options of scoring.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ScoreOptions {
+    /// Step between window origins in pixels (1 to 32). Smaller is sharper
+    /// and slower: the number of windows grows as 1/stride^2.
+    pub stride: usize,
+    /// Windows per critic call.
+    pub batch_size: usize,
+    /// Slice axis; `None`: the model's.
+    pub slice_axis: Option<usize>,
+    /// Windows with at least this brain fraction paint the map; `None`: the
+    /// fraction the model was trained with. Brain voxels no such window
+    /// covers take the mean of the windows that do touch them.
+    pub min_brain_fraction: Option<f64>,
+    /// Also return the per-window table.
+    pub patch_table: bool,
+}
+
+impl Default for ScoreOptions {
+    fn default() -> Self {
+        ScoreOptions {
+            stride: 8,
+            batch_size: 1024,
+            slice_axis: None,
+            min_brain_fraction: None,
+            patch_table: false,
+        }
+    }
+}
+
+/// One scored window.
+#[derive(Debug, Clone, Copy, Serialize, PartialEq)]
+pub struct PatchScore {
+    pub slice_axis: usize,
+    /// Slice index along the slice axis.
+    pub slice: usize,
+    /// Window origin in the plane: row (H) and column (W); see `preprocess`.
+    pub row: usize,
+    pub col: usize,
+    /// Voxel `[x, y, z]` of the window's origin.
+    pub origin: [usize; 3],
+    /// Fraction of the window inside the brain.
+    pub brain_fraction: f32,
+    /// Raw critic output (higher = more normal).
+    pub raw: f32,
+    /// Calibrated anomaly score (higher = more anomalous).
+    pub score: f32,
+}
+
+/// A scored volume.
+#[derive(Debug, Clone)]
+pub struct ScoreResult {
+    /// Voxel anomaly map, x fastest, 0 outside the brain.
+    pub map: Vec<f32>,
+    /// Windows scored (with the table when asked for).
+    pub patches: Vec<PatchScore>,
+    pub windows_scored: usize,
+    pub seconds: f64,
+}
+
+/// Paint window scores onto a plane: each pixel gets the sum and count of
+/// the windows covering it (box filter over the window origins via 2-D
+/// prefix sums, O(H*W) whatever the stride).
+fn paint(
+    h: usize,
+    w: usize,
+    padded: (usize, usize),
+    origins: &[(usize, usize, f64)],
+) -> (Vec<f64>, Vec<f64>) {
+    let (ph, pw) = padded;
+    let p = PATCH as usize;
+    let mut s = vec![0f64; (ph + 1) * (pw + 1)];
+    let mut c = vec![0f64; (ph + 1) * (pw + 1)];
+    for &(r, q, v) in origins {
+        s[(r + 1) * (pw + 1) + q + 1] += v;
+        c[(r + 1) * (pw + 1) + q + 1] += 1.0;
+    }
+    for a in [&mut s, &mut c] {
+        for r in 1..=ph {
+            for q in 1..=pw {
+                let i = r * (pw + 1) + q;
+                a[i] += a[i - 1] + a[i - (pw + 1)] - a[i - (pw + 1) - 1];
+            }
+        }
+    }
+    let rect = |a: &Vec<f64>, r0: usize, q0: usize, r1: usize, q1: usize| {
+        // sum over origins [r0, r1) x [q0, q1)
+        a[r1 * (pw + 1) + q1] - a[r0 * (pw + 1) + q1] - a[r1 * (pw + 1) + q0] + a[r0 * (pw + 1) + q0]
+    };
+    let mut sum = vec![0f64; h * w];
+    let mut cnt = vec![0f64; h * w];
+    for r in 0..h {
+        let r0 = (r + 1).saturating_sub(p);
+        for q in 0..w {
+            let q0 = (q + 1).saturating_sub(p);
+            sum[r * w + q] = rect(&s, r0, q0, r + 1, q + 1);
+            cnt[r * w + q] = rect(&c, r0, q0, r + 1, q + 1);
+        }
+    }
+    (sum, cnt)
+}
+
+impl Model {
+    /// Score a case into a voxel anomaly map on its grid.
+    pub fn score_case(
+        &self,
+        case: &Case,
+        opts: &ScoreOptions,
+        progress: &mut ProgressFn,
+    ) -> Result<ScoreResult> {
+        let t0 = std::time::Instant::now();
+        self.check_channels(case.channels.len(), &case.name)?;
+        if opts.stride == 0 || opts.stride > PATCH as usize {
+            return Err(Error::invalid(format!(
+                "stride {} (expected 1 to {PATCH})",
+                opts.stride
+            )));
+        }
+        let axis = opts.slice_axis.unwrap_or(self.meta.slice_axis);
+        if axis > 2 {
+            return Err(Error::invalid(format!("slice axis {axis} (expected 0, 1 or 2)")));
+        }
+        let min_frac = opts
+            .min_brain_fraction
+            .unwrap_or(self.meta.training.sampling.min_brain_fraction);
+        let norm = normalise(case)?;
+        let dims = case.dims;
+        let bg = background_tensor(&norm);
+        let device = self.device();
+        let data = norm.data.to_device(device);
+        let bg_dev = bg.to_device(device);
+        let (h, w) = plane_dims(dims, axis);
+        let nslices = slice_count(dims, axis);
+        let mut map = vec![0f32; case.voxels()];
+        let mut table = Vec::new();
+        let mut scored = 0usize;
+        let brain = to_f32_vec(&norm.brain)?;
+        for index in 0..nslices {
+            let brain_plane = take_slice(&norm.brain, axis, index);
+            let frac = to_f32_vec(&window_fractions(&brain_plane, opts.stride))?;
+            let any: Vec<i64> = (0..frac.len() as i64).filter(|&i| frac[i as usize] > 0.0).collect();
+            if !any.is_empty() {
+                let win = plane_windows(&take_slice(&data, axis, index), &bg_dev, opts.stride);
+                let idx = tch::Tensor::from_slice(&any).to_device(device);
+                let patches = win.patches.index_select(0, &idx);
+                let raw = to_f32_vec(&self.raw_scores(&patches, opts.batch_size)?)?;
+                scored += raw.len();
+                let mut strong = Vec::new();
+                let mut weak = Vec::new();
+                for (&li, &r) in any.iter().zip(&raw) {
+                    let li = li as usize;
+                    let (row, col) = ((li / win.cols) * opts.stride, (li % win.cols) * opts.stride);
+                    let s = self.meta.calibration.score(r as f64);
+                    if frac[li] as f64 >= min_frac - 1e-6 {
+                        strong.push((row, col, s));
+                    } else {
+                        weak.push((row, col, s));
+                    }
+                    if opts.patch_table {
+                        table.push(PatchScore {
+                            slice_axis: axis,
+                            slice: index,
+                            row,
+                            col,
+                            origin: voxel_of(axis, index, row, col),
+                            brain_fraction: frac[li],
+                            raw: r,
+                            score: s as f32,
+                        });
+                    }
+                }
+                let (s1, c1) = paint(h, w, win.padded, &strong);
+                let (s2, c2) = paint(h, w, win.padded, &weak);
+                for r in 0..h {
+                    for q in 0..w {
+                        let [x, y, z] = voxel_of(axis, index, r, q);
+                        let vi = x + dims[0] * (y + dims[1] * z);
+                        if brain[vi] == 0.0 {
+                            continue;
+                        }
+                        let i = r * w + q;
+                        map[vi] = if c1[i] > 0.0 {
+                            (s1[i] / c1[i]) as f32
+                        } else if c2[i] > 0.0 {
+                            (s2[i] / c2[i]) as f32
+                        } else {
+                            0.0
+                        };
+                    }
+                }
+            }
+            if !progress(&Progress::new(Stage::Score, index as u64 + 1, nslices as u64)) {
+                return Err(Error::Cancelled);
+            }
+        }
+        Ok(ScoreResult {
+            map,
+            patches: table,
+            windows_scored: scored,
+            seconds: t0.elapsed().as_secs_f64(),
+        })
+    }
+}

@@ -1,0 +1,588 @@
+//! Algorithm 1 of the paper: phase 1 trains a WGAN-GP on normal patches and
+//! collects the fake pool; phase 2 trains the critic (fresh: adGAN, or
+//! continued: adGAN(c)) on normal vs. fake-pool patches with the
+//! concentration loss. Training checkpoints itself and resumes exactly.
+
+use crate::error::{Error, Result};
+use crate::fake_pool::FakePool;
+use crate::losses;
+use crate::model::{Budget, Calibration, Model, ModelMeta, FORMAT, FORMAT_VERSION, NORMALISATION};
+use crate::nets::{Critic, Generator, LATENT, PATCH};
+use crate::optim::{Adam, AdamConfig};
+use crate::preprocess::{normalise, training_patches, Case, PatchSampling};
+use crate::progress::{Progress, ProgressFn, Stage};
+use crate::rng::Rng;
+use rand::seq::SliceRandom;
+use rand::SeedableRng;
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+use tch::{nn, Device, Kind, Tensor};
+
+/// Phase 2's starting point for the critic.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "kebab-case")]
+pub enum CriticInit {
+    /// adGAN(c): continue from the phase-1 critic (the paper's choice on real data).
+    FineTune,
+    /// adGAN: re-initialise the critic at random.
+    Reset,
+}
+
+/// Named sets of options.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "kebab-case")]
+pub enum Preset {
+    /// The paper's budget: N = 200,000, M = 150,000, batch 64 (a GPU job).
+    Paper,
+    /// Minutes on a laptop CPU: N = 300, M = 300, batch 32, a pool draw
+    /// every 10 iterations. Enough to see the method work on the demo.
+    Quick,
+}
+
+/// Every option of training. The defaults are the paper's (Sec. IV).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct TrainConfig {
+    /// N: phase-1 (WGAN-GP) iterations, each `n_critic` critic updates and
+    /// one generator update.
+    pub phase1_iterations: u64,
+    /// M: phase-2 critic iterations with the concentration loss.
+    pub phase2_iterations: u64,
+    /// m: patches per batch.
+    pub batch_size: usize,
+    /// Critic updates per generator update in phase 1.
+    pub n_critic: usize,
+    /// lambda: weight of the gradient penalty.
+    pub lambda_gp: f64,
+    /// alpha: weight of the concentration term.
+    pub alpha: f64,
+    /// k: collect generator samples into the fake pool every k iterations.
+    pub pool_every: u64,
+    /// n: samples collected each time.
+    pub pool_draw: usize,
+    /// Phase 2 starts from the phase-1 critic (fine-tune) or afresh (reset).
+    pub critic_init: CriticInit,
+    /// Adam's learning rate and moments.
+    pub adam: AdamConfig,
+    /// Where training patches come from.
+    pub sampling: PatchSampling,
+    /// Fraction of the normal patches held out to calibrate scores.
+    pub calibration_fraction: f64,
+    /// Use at most this many training patches (a random subset); 0 = all.
+    pub max_patches: usize,
+    /// Seed of every random choice; runs with the same seed, data and
+    /// options give the same model on the CPU.
+    pub seed: u64,
+    /// Write a checkpoint every this many iterations (0: never).
+    pub checkpoint_every: u64,
+    /// Measure losses (a device sync) every this many iterations.
+    pub log_every: u64,
+}
+
+impl Default for TrainConfig {
+    fn default() -> Self {
+        TrainConfig::preset(Preset::Paper)
+    }
+}
+
+impl TrainConfig {
+    /// The options of a preset.
+    pub fn preset(preset: Preset) -> TrainConfig {
+        let paper = TrainConfig {
+            phase1_iterations: 200_000,
+            phase2_iterations: 150_000,
+            batch_size: 64,
+            n_critic: 5,
+            lambda_gp: 10.0,
+            alpha: 1.0,
+            pool_every: 100,
+            pool_draw: 64,
+            critic_init: CriticInit::FineTune,
+            adam: AdamConfig::default(),
+            sampling: PatchSampling::default(),
+            calibration_fraction: 0.1,
+            max_patches: 0,
+            seed: 0,
+            checkpoint_every: 5000,
+            log_every: 50,
+        };
+        match preset {
+            Preset::Paper => paper,
+            Preset::Quick => TrainConfig {
+                phase1_iterations: 300,
+                phase2_iterations: 300,
+                batch_size: 32,
+                pool_every: 10,
+                pool_draw: 64,
+                checkpoint_every: 100,
+                log_every: 10,
+                ..paper
+            },
+        }
+    }
+
+    /// Check every option; the message names the bad one.
+    pub fn validate(&self) -> Result<()> {
+        let bad = |m: &str| Err(Error::invalid(m.to_string()));
+        if self.batch_size < 2 {
+            return bad("batch size must be at least 2 (the concentration term is a standard deviation)");
+        }
+        if self.n_critic == 0 {
+            return bad("n_critic must be at least 1");
+        }
+        if self.pool_every == 0 || self.pool_draw == 0 {
+            return bad("pool_every and pool_draw must be at least 1");
+        }
+        if self.phase2_iterations > 0 && self.phase1_iterations == 0 {
+            return bad("phase 2 needs a fake pool: phase1_iterations must be at least 1");
+        }
+        for (name, v) in [("lambda_gp", self.lambda_gp), ("alpha", self.alpha)] {
+            if !v.is_finite() || v < 0.0 {
+                return Err(Error::invalid(format!("{name} = {v} (must be finite and >= 0)")));
+            }
+        }
+        if !(self.adam.lr.is_finite() && self.adam.lr > 0.0) {
+            return bad("learning rate must be > 0");
+        }
+        if !(0.0..1.0).contains(&self.adam.beta1) || !(0.0..1.0).contains(&self.adam.beta2) {
+            return bad("Adam betas must be in [0, 1)");
+        }
+        if !(self.calibration_fraction > 0.0 && self.calibration_fraction < 1.0) {
+            return bad("calibration fraction must be between 0 and 1");
+        }
+        self.sampling.validate()
+    }
+}
+
+/// Normal patches ready for training, `[N, C, 32, 32]` on the CPU.
+#[derive(Debug)]
+pub struct TrainingData {
+    pub patches: Tensor,
+    pub channel_names: Vec<String>,
+}
+
+impl TrainingData {
+    /// Training patches of several cases (each normalised on its own).
+    pub fn from_cases(
+        cases: &[Case],
+        channel_names: Vec<String>,
+        sampling: &PatchSampling,
+    ) -> Result<TrainingData> {
+        if cases.is_empty() {
+            return Err(Error::invalid("no training volumes"));
+        }
+        let channels = cases[0].channels.len();
+        let mut all = Vec::with_capacity(cases.len());
+        for case in cases {
+            if case.channels.len() != channels {
+                return Err(Error::format(
+                    &case.name,
+                    format!(
+                        "{} channel(s), the first case has {channels}",
+                        case.channels.len()
+                    ),
+                ));
+            }
+            let norm = normalise(case)?;
+            all.push(training_patches(&norm, sampling)?);
+        }
+        let patches = Tensor::cat(&all, 0);
+        if channel_names.len() != channels {
+            return Err(Error::invalid(format!(
+                "{} channel name(s) for {channels} channel(s)",
+                channel_names.len()
+            )));
+        }
+        Ok(TrainingData {
+            patches,
+            channel_names,
+        })
+    }
+
+    pub fn len(&self) -> usize {
+        self.patches.size()[0] as usize
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    pub fn channels(&self) -> usize {
+        self.patches.size()[1] as usize
+    }
+}
+
+/// Where to keep checkpoints.
+#[derive(Debug, Clone, Default)]
+pub struct Checkpointing {
+    /// Checkpoint file; `None`: no checkpoints.
+    pub path: Option<PathBuf>,
+    /// Ignore an existing checkpoint and start over.
+    pub restart: bool,
+    /// Keep the checkpoint after a successful training.
+    pub keep: bool,
+}
+
+
+#[derive(Debug, Serialize, Deserialize)]
+struct CheckpointMeta {
+    kind: String,
+    library_version: String,
+    /// 1 or 2: the phase the next iteration belongs to.
+    phase: u64,
+    /// Next iteration to run in that phase.
+    iteration: u64,
+    adam_g_step: i64,
+    adam_d_step: i64,
+    pool_iterations: Vec<u64>,
+    config: TrainConfig,
+    data_fingerprint: String,
+    generator_scale: f64,
+    phase1_seconds: f64,
+    phase2_seconds: f64,
+}
+
+struct Nets {
+    vs_g: nn::VarStore,
+    g: Generator,
+    vs_d: nn::VarStore,
+    d: Critic,
+    adam_g: Adam,
+    adam_d: Adam,
+}
+
+fn data_fingerprint(patches: &Tensor) -> String {
+    let n = patches.size()[0];
+    let s = patches.sum(Kind::Double).double_value(&[]);
+    let s2 = patches.square().sum(Kind::Double).double_value(&[]);
+    format!("{n}:{s:.6e}:{s2:.6e}")
+}
+
+fn mean_f64(t: &Tensor) -> f64 {
+    t.double_value(&[])
+}
+
+/// Train a model on normal patches. `progress` is called after every
+/// iteration; returning `false` stops training with [`Error::Cancelled`]
+/// (the last checkpoint stays, so the run can be resumed).
+pub fn train(
+    data: &TrainingData,
+    config: &TrainConfig,
+    device: Device,
+    checkpointing: &Checkpointing,
+    progress: &mut ProgressFn,
+) -> Result<Model> {
+    config.validate()?;
+    let channels = data.channels();
+    if channels == 0 {
+        return Err(Error::invalid("training patches have no channel"));
+    }
+    let n_all = data.len();
+    // Split off held-out calibration patches (a seeded shuffle).
+    let mut order: Vec<i64> = (0..n_all as i64).collect();
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(config.seed);
+    order.shuffle(&mut rng);
+    if config.max_patches > 0 && order.len() > config.max_patches {
+        order.truncate(config.max_patches);
+    }
+    let n_cal = ((order.len() as f64 * config.calibration_fraction).round() as usize).max(2);
+    if order.len() < n_cal + config.batch_size {
+        return Err(Error::invalid(format!(
+            "only {n_all} normal training patch(es): need at least {} (batch {} + {n_cal} held out to calibrate); add volumes, lower the brain fraction or the stride",
+            n_cal + config.batch_size,
+            config.batch_size
+        )));
+    }
+    let cal_idx = Tensor::from_slice(&order[..n_cal]);
+    let train_idx = Tensor::from_slice(&order[n_cal..]);
+    let cal_patches = data.patches.index_select(0, &cal_idx);
+    let real = data.patches.index_select(0, &train_idx).to_device(device);
+    let n_train = real.size()[0];
+    let fingerprint = data_fingerprint(&real);
+    // The generator must be able to reach the data's range (see nets.rs).
+    let generator_scale = real.abs().max().double_value(&[]).max(1.0);
+
+    // Random streams restart at every checkpoint boundary from (seed,
+    // phase, iteration), so a resumed run draws what an uninterrupted one
+    // would; they never touch libtorch's global generator.
+    let mut rng = Rng::stream(config.seed, 0, 0);
+    let vs_g = nn::VarStore::new(device);
+    let g = Generator::new(&vs_g.root(), channels as i64, generator_scale);
+    rng.init(&vs_g);
+    let vs_d = nn::VarStore::new(device);
+    let d = Critic::new(&vs_d.root(), channels as i64);
+    rng.init(&vs_d);
+    let adam_g = Adam::new(vs_g.trainable_variables(), config.adam);
+    let adam_d = Adam::new(vs_d.trainable_variables(), config.adam);
+    let mut nets = Nets {
+        vs_g,
+        g,
+        vs_d,
+        d,
+        adam_g,
+        adam_d,
+    };
+    let mut pool = FakePool::new(config.pool_every, config.pool_draw);
+    let mut budget = Budget {
+        device: crate::device::device_name(device),
+        train_patches: n_train as usize,
+        calibration_patches: n_cal,
+        ..Default::default()
+    };
+
+    // Resume?
+    let (mut phase, mut start) = (1u64, 0u64);
+    if let Some(path) = &checkpointing.path {
+        if path.exists() && !checkpointing.restart {
+            let meta = load_checkpoint(path, config, &fingerprint, &mut nets, &mut pool)?;
+            phase = meta.phase;
+            start = meta.iteration;
+            budget.phase1_seconds = meta.phase1_seconds;
+            budget.phase2_seconds = meta.phase2_seconds;
+            budget.resumed_at = Some(format!("phase {phase}, iteration {start}"));
+        }
+    }
+    let ckpt = |phase: u64, it: u64, nets: &Nets, pool: &FakePool, budget: &Budget| -> Result<()> {
+        if let Some(path) = &checkpointing.path {
+            save_checkpoint(path, phase, it, config, &fingerprint, generator_scale, nets, pool, budget)?;
+        }
+        Ok(())
+    };
+    let boundary = |it: u64| config.checkpoint_every > 0 && it % config.checkpoint_every == 0;
+    let bs = config.batch_size as i64;
+    let sample_real = |rng: &mut Rng, n: i64| real.index_select(0, &rng.indices(n_train, n, device));
+    let z = |rng: &mut Rng, n: i64| rng.normal(&[n, LATENT], device);
+    let mix = |rng: &mut Rng, n: i64| rng.uniform(&[n, 1, 1, 1], 0.0, 1.0, device);
+
+    // Phase 1: WGAN-GP and the fake pool.
+    if phase == 1 {
+        let t0 = Instant::now();
+        let base = budget.phase1_seconds;
+        let mut report = Progress::new(Stage::Wgan, start, config.phase1_iterations);
+        for i in start..config.phase1_iterations {
+            if boundary(i) || i == start {
+                rng = Rng::stream(config.seed, 1, i);
+                if boundary(i) && i > start {
+                    budget.phase1_seconds = base + t0.elapsed().as_secs_f64();
+                    ckpt(1, i, &nets, &pool, &budget)?;
+                }
+            }
+            let log = config.log_every > 0 && (i % config.log_every == 0 || i + 1 == config.phase1_iterations);
+            let critic = |x: &Tensor| nets.d.forward(x);
+            let mut terms = None;
+            for _ in 0..config.n_critic {
+                let x = sample_real(&mut rng, bs);
+                let f = tch::no_grad(|| nets.g.forward_t(&z(&mut rng, bs), true));
+                let a = mix(&mut rng, bs);
+                let (loss, t) = losses::critic_loss(&critic, &x, &f, &a, 0.0, config.lambda_gp);
+                nets.adam_d.zero_grad();
+                loss.backward();
+                nets.adam_d.step();
+                terms = Some((loss, t));
+            }
+            let f = nets.g.forward_t(&z(&mut rng, bs), true);
+            let lg = losses::generator_loss(&nets.d.forward(&f));
+            nets.adam_g.zero_grad();
+            lg.backward();
+            nets.adam_g.step();
+            if pool.due(i) {
+                let samples = tch::no_grad(|| nets.g.forward_t(&z(&mut rng, config.pool_draw as i64), true));
+                pool.add(i, samples);
+            }
+            report.iteration = i + 1;
+            if log {
+                if let Some((loss, t)) = &terms {
+                    report.critic_loss = mean_f64(loss);
+                    report.wasserstein = -mean_f64(&t[0]);
+                }
+                report.generator_loss = mean_f64(&lg);
+                if !report.critic_loss.is_finite() {
+                    return Err(Error::Torch(format!(
+                        "training diverged at phase-1 iteration {i} (critic loss {})",
+                        report.critic_loss
+                    )));
+                }
+            }
+            if !progress(&report) {
+                budget.phase1_seconds = base + t0.elapsed().as_secs_f64();
+                return Err(Error::Cancelled);
+            }
+        }
+        budget.phase1_seconds = base + t0.elapsed().as_secs_f64();
+        start = 0;
+        // Phase 2's critic: carried over (adGAN(c)) or fresh (adGAN).
+        if config.critic_init == CriticInit::Reset {
+            nets.vs_d = nn::VarStore::new(device);
+            nets.d = Critic::new(&nets.vs_d.root(), channels as i64);
+            Rng::stream(config.seed, 2, u64::MAX).init(&nets.vs_d);
+        }
+        nets.adam_d = Adam::new(nets.vs_d.trainable_variables(), config.adam);
+        if config.phase2_iterations > 0 {
+            ckpt(2, 0, &nets, &pool, &budget)?;
+        }
+    }
+    budget.phase1_iterations = config.phase1_iterations;
+    budget.pool_size = pool.len();
+    budget.pool_draws = pool.iterations.len();
+
+    // Phase 2: the critic against the fake pool, with the concentration loss.
+    if config.phase2_iterations > 0 {
+        let fake = pool
+            .tensor()
+            .ok_or_else(|| Error::invalid("the fake pool is empty"))?
+            .to_device(device);
+        let n_pool = fake.size()[0];
+        let t0 = Instant::now();
+        let base = budget.phase2_seconds;
+        let mut report = Progress::new(Stage::Critic, start, config.phase2_iterations);
+        for j in start..config.phase2_iterations {
+            if boundary(j) || j == start {
+                rng = Rng::stream(config.seed, 2, j);
+                if boundary(j) && j > start {
+                    budget.phase2_seconds = base + t0.elapsed().as_secs_f64();
+                    ckpt(2, j, &nets, &pool, &budget)?;
+                }
+            }
+            let x = sample_real(&mut rng, bs);
+            let f = fake.index_select(0, &rng.indices(n_pool, bs, device));
+            let a = mix(&mut rng, bs);
+            let critic = |x: &Tensor| nets.d.forward(x);
+            let (loss, t) = losses::critic_loss(&critic, &x, &f, &a, config.alpha, config.lambda_gp);
+            nets.adam_d.zero_grad();
+            loss.backward();
+            nets.adam_d.step();
+            report.iteration = j + 1;
+            if config.log_every > 0 && (j % config.log_every == 0 || j + 1 == config.phase2_iterations) {
+                report.critic_loss = mean_f64(&loss);
+                report.wasserstein = -mean_f64(&t[0]);
+                if !report.critic_loss.is_finite() {
+                    return Err(Error::Torch(format!(
+                        "training diverged at phase-2 iteration {j} (critic loss {})",
+                        report.critic_loss
+                    )));
+                }
+            }
+            if !progress(&report) {
+                return Err(Error::Cancelled);
+            }
+        }
+        budget.phase2_seconds = base + t0.elapsed().as_secs_f64();
+    }
+    budget.phase2_iterations = config.phase2_iterations;
+
+    // Calibrate on the held-out normal patches.
+    let _ = progress(&Progress::new(Stage::Calibrate, 0, 1));
+    let meta = ModelMeta {
+        format: FORMAT.to_string(),
+        format_version: FORMAT_VERSION,
+        library_version: crate::VERSION.to_string(),
+        channels,
+        channel_names: data.channel_names.clone(),
+        patch_size: PATCH as usize,
+        slice_axis: config.sampling.slice_axis,
+        normalisation: NORMALISATION.to_string(),
+        generator_scale,
+        calibration: Calibration {
+            mean: 0.0,
+            std: 1.0,
+            samples: 0,
+            quantiles: vec![],
+            threshold: 3.0,
+        },
+        training: config.clone(),
+        budget,
+    };
+    let Nets { vs_d, d, .. } = nets;
+    let mut model = Model::from_parts(meta, vs_d, d);
+    let raw = model.raw_scores(&cal_patches, 1024)?;
+    let raw = crate::tensor_file::to_f32_vec(&raw)?;
+    let raw: Vec<f64> = raw.into_iter().map(f64::from).collect();
+    model.meta.calibration = Calibration::from_raw(&raw)?;
+    let _ = progress(&Progress::new(Stage::Calibrate, 1, 1));
+    if let Some(path) = &checkpointing.path {
+        if !checkpointing.keep {
+            let _ = std::fs::remove_file(path);
+        }
+    }
+    Ok(model)
+}
+
+#[allow(clippy::too_many_arguments)]
+fn save_checkpoint(
+    path: &Path,
+    phase: u64,
+    iteration: u64,
+    config: &TrainConfig,
+    fingerprint: &str,
+    generator_scale: f64,
+    nets: &Nets,
+    pool: &FakePool,
+    budget: &Budget,
+) -> Result<()> {
+    let meta = CheckpointMeta {
+        kind: "adgan-checkpoint".into(),
+        library_version: crate::VERSION.into(),
+        phase,
+        iteration,
+        adam_g_step: nets.adam_g.step,
+        adam_d_step: nets.adam_d.step,
+        pool_iterations: pool.iterations.clone(),
+        config: config.clone(),
+        data_fingerprint: fingerprint.to_string(),
+        generator_scale,
+        phase1_seconds: budget.phase1_seconds,
+        phase2_seconds: budget.phase2_seconds,
+    };
+    let mut tensors = crate::tensor_file::named(&nets.vs_g, "g.");
+    tensors.extend(crate::tensor_file::named(&nets.vs_d, "d."));
+    tensors.extend(nets.adam_g.state("adam_g"));
+    tensors.extend(nets.adam_d.state("adam_d"));
+    if let Some(p) = pool.tensor() {
+        tensors.push(("pool".into(), p));
+    }
+    let json = serde_json::to_string(&meta).map_err(|e| Error::invalid(e.to_string()))?;
+    crate::tensor_file::write(path, &tensors, &json)
+}
+
+fn load_checkpoint(
+    path: &Path,
+    config: &TrainConfig,
+    fingerprint: &str,
+    nets: &mut Nets,
+    pool: &mut FakePool,
+) -> Result<CheckpointMeta> {
+    let file = crate::tensor_file::read(path, "adGAN training checkpoint")?;
+    let meta: CheckpointMeta = serde_json::from_str(&file.json)
+        .map_err(|e| Error::format(path, format!("checkpoint metadata is not valid: {e}")))?;
+    let refuse = |what: &str| {
+        Err(Error::format(
+            path,
+            format!("this checkpoint was made with other {what}; delete it or train with --restart"),
+        ))
+    };
+    if meta.kind != "adgan-checkpoint" {
+        return Err(Error::format(path, "not an adGAN training checkpoint"));
+    }
+    if &meta.config != config {
+        return refuse("training options");
+    }
+    if meta.data_fingerprint != fingerprint {
+        return refuse("training data");
+    }
+    crate::tensor_file::load_into(path, &nets.vs_g, "g.", &file.tensors)?;
+    crate::tensor_file::load_into(path, &nets.vs_d, "d.", &file.tensors)?;
+    let device = nets.vs_d.device();
+    let mut get = |name: &str| file.tensors.get(name).map(|t| t.to_device(device));
+    nets.adam_g
+        .load_state("adam_g", meta.adam_g_step, &mut get)
+        .map_err(|m| Error::format(path, m))?;
+    nets.adam_d
+        .load_state("adam_d", meta.adam_d_step, &mut get)
+        .map_err(|m| Error::format(path, m))?;
+    let p = match file.tensors.get("pool") {
+        Some(t) => t.shallow_clone(),
+        None => Tensor::zeros([0], (Kind::Float, Device::Cpu)),
+    };
+    pool.restore(p, meta.pool_iterations.clone());
+    Ok(meta)
+}

@@ -1,0 +1,125 @@
+//! Bad input gives a clear error that names the file, never a crash.
+
+mod common;
+
+use adgan::{Case, Error, Model, ScoreOptions, TrainingData};
+use std::io::Write;
+use tch::Device;
+
+fn message(e: Error) -> String {
+    e.to_string()
+}
+
+#[test]
+fn missing_and_corrupt_volumes_name_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("nope.nii.gz");
+    let e = Case::from_files(&[missing.clone()], None, None).unwrap_err();
+    assert!(matches!(e, Error::Io { .. }));
+    assert!(message(e).contains("nope.nii.gz"));
+    let corrupt = dir.path().join("corrupt.nii.gz");
+    let mut f = std::fs::File::create(&corrupt).unwrap();
+    f.write_all(&[0x1f, 0x8b, 8, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9]).unwrap();
+    drop(f);
+    let e = Case::from_files(&[corrupt], None, None).unwrap_err();
+    assert!(matches!(e, Error::Format { .. }), "{e}");
+    assert!(message(e).contains("corrupt.nii.gz"));
+}
+
+#[test]
+fn nan_voxels_and_bad_shapes_are_refused() {
+    let (mut case, _) = common::synthetic_case([40, 40, 4], false);
+    case.channels[0][123] = f32::NAN;
+    let e = adgan::preprocess::normalise(&case).unwrap_err();
+    assert!(message(e).contains("NaN"));
+    let (mut case, _) = common::synthetic_case([40, 40, 4], false);
+    case.dims = [40, 40, 0];
+    assert!(message(adgan::preprocess::normalise(&case).unwrap_err()).contains("zero-length"));
+    let (mut case, _) = common::synthetic_case([40, 40, 4], false);
+    case.channels[0].pop();
+    assert!(adgan::preprocess::normalise(&case).is_err());
+    let (case, _) = common::synthetic_case([40, 40, 4], false);
+    let mut empty = case.clone();
+    empty.channels[0].iter_mut().for_each(|v| *v = 0.0);
+    assert!(message(adgan::preprocess::normalise(&empty).unwrap_err()).contains("brain mask is empty"));
+}
+
+#[test]
+fn a_model_refuses_the_wrong_channel_count() {
+    let data = TrainingData {
+        patches: common::normal_patches(120, 1),
+        channel_names: vec!["flair".into()],
+    };
+    let model = adgan::train(&data, &common::tiny_config(2, 2), Device::Cpu, &Default::default(), &mut |_| true).unwrap();
+    let (mut case, _) = common::synthetic_case([40, 40, 4], false);
+    case.channels.push(case.channels[0].clone());
+    let e = model.score_case(&case, &ScoreOptions::default(), &mut |_| true).unwrap_err();
+    let m = message(e);
+    assert!(m.contains("1 channel") && m.contains("got 2"), "{m}");
+}
+
+#[test]
+fn bad_model_files_are_refused_with_a_reason() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = TrainingData {
+        patches: common::normal_patches(120, 1),
+        channel_names: vec!["flair".into()],
+    };
+    let model = adgan::train(&data, &common::tiny_config(2, 2), Device::Cpu, &Default::default(), &mut |_| true).unwrap();
+    let good = dir.path().join("good.adgan");
+    model.save(&good).unwrap();
+    let bytes = std::fs::read(&good).unwrap();
+    // truncated
+    let truncated = dir.path().join("truncated.adgan");
+    std::fs::write(&truncated, &bytes[..bytes.len() / 2]).unwrap();
+    let m = message(Model::load(&truncated, Device::Cpu).unwrap_err());
+    assert!(m.contains("truncated.adgan") && m.contains("truncated"), "{m}");
+    // not a model at all
+    let junk = dir.path().join("junk.adgan");
+    std::fs::write(&junk, b"this is not a model, just some text").unwrap();
+    let m = message(Model::load(&junk, Device::Cpu).unwrap_err());
+    assert!(m.contains("junk.adgan") && m.contains("not an adGAN model"), "{m}");
+    // missing
+    let m = message(Model::load(&dir.path().join("none.adgan"), Device::Cpu).unwrap_err());
+    assert!(m.contains("none.adgan"), "{m}");
+    // newer format: rewrite the metadata
+    let mut newer = model.meta.clone();
+    newer.format_version = 99;
+    let tensors = adgan::tensor_file::read(&good, "m").unwrap().tensors;
+    let mut named: Vec<(String, tch::Tensor)> = tensors.into_iter().collect();
+    named.sort_by(|a, b| a.0.cmp(&b.0));
+    let newer_path = dir.path().join("newer.adgan");
+    adgan::tensor_file::write(&newer_path, &named, &serde_json::to_string(&newer).unwrap()).unwrap();
+    let m = message(Model::load(&newer_path, Device::Cpu).unwrap_err());
+    assert!(m.contains("newer") && m.contains("newer.adgan"), "{m}");
+    // wrong tensor shapes for the declared channel count
+    let mut more = model.meta.clone();
+    more.channels = 2;
+    more.channel_names = vec!["a".into(), "b".into()];
+    let shape_path = dir.path().join("shape.adgan");
+    adgan::tensor_file::write(&shape_path, &named, &serde_json::to_string(&more).unwrap()).unwrap();
+    let m = message(Model::load(&shape_path, Device::Cpu).unwrap_err());
+    assert!(m.contains("shape"), "{m}");
+}
+
+#[test]
+fn bad_options_are_refused_before_any_work() {
+    let mut c = common::tiny_config(2, 2);
+    c.batch_size = 1;
+    assert!(matches!(c.validate(), Err(Error::InvalidArgument(_))));
+    let mut c = common::tiny_config(2, 2);
+    c.sampling.slice_axis = 3;
+    assert!(c.validate().is_err());
+    let mut c = common::tiny_config(2, 2);
+    c.alpha = f64::NAN;
+    assert!(c.validate().is_err());
+    assert!(adgan::device::parse_device("cuda:7").is_err() || adgan::device::cuda_device_count() > 7);
+    assert!(adgan::device::parse_device("tpu").is_err());
+    // too few patches
+    let data = TrainingData {
+        patches: common::normal_patches(10, 1),
+        channel_names: vec!["flair".into()],
+    };
+    let e = adgan::train(&data, &common::tiny_config(2, 2), Device::Cpu, &Default::default(), &mut |_| true).unwrap_err();
+    assert!(message(e).contains("training patch"));
+}
