@@ -2,6 +2,7 @@
 //! Every command returns an exit status; errors print one line naming the
 //! file and the problem.
 
+mod bench;
 mod commands;
 mod demo;
 mod ui;
@@ -28,6 +29,28 @@ pub enum Command {
     Info(InfoArgs),
     /// Train on the shipped demo case, score another, write map, PNG and report.
     Demo(DemoArgs),
+    /// Measure training and scoring speed on this machine (JSON, in the
+    /// units of the reference implementation's benchmark).
+    Bench(BenchArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct BenchArgs {
+    /// What to measure: train (phase-1/2 iterations and patch scoring at
+    /// batch 64), volume (a whole random volume at a stride), or all.
+    #[arg(long, default_value = "all", value_parser = ["train", "volume", "all"])]
+    pub what: String,
+    /// Timed iterations of each phase.
+    #[arg(long, default_value_t = 5)]
+    pub iters: u64,
+    /// Volume dims for the volume benchmark.
+    #[arg(long, num_args = 3, default_values_t = [240usize, 240, 155])]
+    pub shape: Vec<usize>,
+    /// Stride for the volume benchmark.
+    #[arg(long, default_value_t = 8)]
+    pub stride: usize,
+    #[command(flatten)]
+    pub common: Common,
 }
 
 /// Options shared by every command that computes.
@@ -223,12 +246,14 @@ pub fn run() -> i32 {
         Command::Score(a) => a.common.json,
         Command::Info(a) => a.json,
         Command::Demo(a) => a.common.json,
+        Command::Bench(a) => a.common.json,
     };
     let result = match cli.command {
         Command::Train(a) => commands::train(a),
         Command::Score(a) => commands::score(a),
         Command::Info(a) => commands::info(a),
         Command::Demo(a) => commands::demo(a),
+        Command::Bench(a) => bench::run(a),
     };
     match result {
         Ok(()) => 0,
