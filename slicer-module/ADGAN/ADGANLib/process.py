@@ -1,0 +1,369 @@
+"""Running ``adgan`` in its own process without blocking the caller.
+
+:class:`JsonLinesProcess` starts a program that prints JSON lines on stdout
+(``adgan train --json``), reads stdout and stderr on two threads into a
+queue, and offers ``poll()`` (new events, never blocks), ``cancel()`` (never
+blocks) and ``wait()``. A GUI polls it from a timer; a script waits on it.
+A crash of the process becomes a ``finished`` event with status "failed"
+and a message; it never raises into the caller.
+
+Events are the program's own JSON objects (``{"event": "progress", ...}``,
+``info``, ``result``, ``error``) plus:
+
+- ``{"event": "log", "stream": "stdout"|"stderr", "message": line}`` for a
+  line that is not a JSON object;
+- exactly one final ``{"event": "finished", "status": "succeeded"|"failed"|
+  "cancelled", "returncode": int, "message": str, "result": dict|None}``.
+"""
+
+import json
+import os
+import queue
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from . import locate
+from .errors import AdganError
+
+_EOF = object()
+
+PRESETS = {
+    # Mirrors `adgan train --preset`; shown in the panel, the program applies them.
+    "quick": {"phase1_iterations": 300, "phase2_iterations": 300, "batch_size": 32},
+    "paper": {"phase1_iterations": 200000, "phase2_iterations": 150000, "batch_size": 64},
+}
+
+CRITIC_INITS = ("fine-tune", "reset")
+
+
+def parse_line(line, stream="stdout"):
+    """One output line -> event dict (non-JSON lines become ``log`` events)."""
+    text = line.rstrip("\r\n")
+    if stream == "stdout" and text.startswith("{"):
+        try:
+            obj = json.loads(text)
+        except ValueError:
+            obj = None
+        if isinstance(obj, dict) and isinstance(obj.get("event"), str):
+            return obj
+    return {"event": "log", "stream": stream, "message": text}
+
+
+def _signal_name(number):
+    try:
+        return signal.Signals(number).name
+    except (ValueError, AttributeError):
+        return f"signal {number}"
+
+
+class JsonLinesProcess:
+    """A child process whose stdout is JSON lines; see the module docstring."""
+
+    def __init__(self, program, args, env=None, cwd=None, grace_seconds=5.0, name=None):
+        self.program = str(program)
+        self.args = [str(a) for a in args]
+        self.env = env
+        self.cwd = cwd
+        self.grace_seconds = grace_seconds
+        self.name = name or Path(self.program).name
+        self._proc = None
+        self._queue = queue.Queue()
+        self._open_streams = 0
+        self._cancel_requested = False
+        self._finished = None
+        self._result = None
+        self._error_message = None
+        self._stderr_tail = deque(maxlen=20)
+        self._lock = threading.Lock()
+        self.last_progress = None
+        self.started_at = None
+
+    @property
+    def command(self):
+        return [self.program, *self.args]
+
+    def start(self):
+        if self._proc is not None:
+            raise AdganError(f"{self.name} was already started.")
+        kwargs = {}
+        if os.name == "posix":
+            # Own process group: cancel reaches any helpers, and the terminal's
+            # Ctrl-C does not reach the child (the host decides).
+            kwargs["start_new_session"] = True
+        elif sys.platform.startswith("win"):
+            kwargs["creationflags"] = getattr(subprocess, "CREATE_NEW_PROCESS_GROUP", 0) | getattr(
+                subprocess, "CREATE_NO_WINDOW", 0)
+        try:
+            self._proc = subprocess.Popen(
+                self.command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL,
+                env=self.env, cwd=self.cwd, text=True, encoding="utf-8", errors="replace", bufsize=1,
+                **kwargs)
+        except OSError as e:
+            raise AdganError(f"Could not start {self.program}: {e.strerror or e}.") from e
+        self.started_at = time.monotonic()
+        self._open_streams = 2
+        for stream, pipe in (("stdout", self._proc.stdout), ("stderr", self._proc.stderr)):
+            t = threading.Thread(target=self._read, args=(stream, pipe), daemon=True,
+                                 name=f"{self.name}-{stream}")
+            t.start()
+        return self
+
+    def _read(self, stream, pipe):
+        try:
+            for line in pipe:
+                self._queue.put(parse_line(line, stream))
+        except (OSError, ValueError):
+            pass
+        finally:
+            try:
+                pipe.close()
+            except OSError:
+                pass
+            self._queue.put(_EOF)
+
+    @property
+    def pid(self):
+        return self._proc.pid if self._proc else None
+
+    @property
+    def running(self):
+        return self._proc is not None and self._finished is None
+
+    @property
+    def finished(self):
+        """The final event once the process ended and its output was read."""
+        return self._finished
+
+    @property
+    def result(self):
+        return self._result
+
+    @property
+    def stderr_tail(self):
+        return "\n".join(self._stderr_tail)
+
+    @property
+    def cancel_requested(self):
+        return self._cancel_requested
+
+    def _note(self, event):
+        kind = event.get("event")
+        if kind == "progress":
+            self.last_progress = event
+        elif kind == "result":
+            self._result = event
+        elif kind == "error":
+            self._error_message = str(event.get("message", ""))
+        elif kind == "log" and event.get("stream") == "stderr" and event.get("message"):
+            self._stderr_tail.append(event["message"])
+
+    def poll(self):
+        """New events since the last call (never blocks)."""
+        if self._proc is None:
+            return []
+        events = []
+        with self._lock:
+            while True:
+                try:
+                    item = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if item is _EOF:
+                    self._open_streams -= 1
+                    continue
+                self._note(item)
+                events.append(item)
+            if self._finished is None and self._open_streams == 0:
+                returncode = self._proc.poll()
+                if returncode is None:
+                    # Streams closed but the process lingers: give it a moment.
+                    try:
+                        returncode = self._proc.wait(timeout=0.05)
+                    except subprocess.TimeoutExpired:
+                        returncode = None
+                if returncode is not None:
+                    self._finished = self._final_event(returncode)
+                    events.append(self._finished)
+        return events
+
+    def _final_event(self, returncode):
+        if returncode == 0 and self._error_message is None:
+            status, message = "succeeded", f"{self.name} finished."
+        elif self._cancel_requested:
+            status, message = "cancelled", f"{self.name} was cancelled."
+        else:
+            status = "failed"
+            if self._error_message:
+                message = self._error_message
+            elif returncode < 0:
+                sig = _signal_name(-returncode)
+                message = f"{self.name} crashed (killed by {sig})."
+            else:
+                message = f"{self.name} exited with code {returncode}."
+            tail = self.stderr_tail.strip()
+            if tail and not self._error_message:
+                message += "\nLast output:\n" + tail
+        return {"event": "finished", "status": status, "returncode": returncode,
+                "message": message, "result": self._result}
+
+    def cancel(self):
+        """Ask the process to stop (SIGTERM, then SIGKILL after the grace
+        period, on a helper thread). Returns at once."""
+        if self._proc is None or self._proc.poll() is not None:
+            return  # not started, or already ended: its own outcome stands
+        self._cancel_requested = True
+        self._signal(signal.SIGTERM if os.name == "posix" else None)
+
+        def escalate(proc=self._proc, grace=self.grace_seconds):
+            try:
+                proc.wait(timeout=grace)
+            except subprocess.TimeoutExpired:
+                self._signal(signal.SIGKILL if os.name == "posix" else None, kill=True)
+
+        threading.Thread(target=escalate, daemon=True, name=f"{self.name}-cancel").start()
+
+    def _signal(self, sig, kill=False):
+        proc = self._proc
+        try:
+            if os.name == "posix" and sig is not None:
+                try:
+                    os.killpg(proc.pid, sig)
+                except (ProcessLookupError, PermissionError):
+                    proc.send_signal(sig)
+            elif kill:
+                proc.kill()
+            else:
+                proc.terminate()
+        except (ProcessLookupError, OSError):
+            pass
+
+    def wait(self, timeout=None, on_event=None, interval=0.05):
+        """Block until finished; returns the final event. ``on_event`` sees
+        every event. Raises TimeoutError after ``timeout`` seconds."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            for event in self.poll():
+                if on_event is not None:
+                    on_event(event)
+            if self._finished is not None:
+                return self._finished
+            if deadline is not None and time.monotonic() > deadline:
+                raise TimeoutError(f"{self.name} still running after {timeout} s")
+            time.sleep(interval)
+
+
+@dataclass
+class TrainOptions:
+    """Options of ``adgan train``; ``None`` leaves the preset's value."""
+
+    cases: list  # one list of channel files per case
+    output: str
+    excludes: list = None  # one lesion label file per case, or None
+    masks: list = None  # one brain mask per case, or None
+    channel_names: list = None
+    preset: str = "quick"
+    phase1_iterations: int = None
+    phase2_iterations: int = None
+    batch_size: int = None
+    alpha: float = None
+    critic_init: str = None
+    slice_axis: int = None
+    max_patches: int = None
+    seed: int = None
+    log_every: int = None
+    checkpoint_every: int = None
+    restart: bool = False
+    device: str = "auto"
+    threads: int = 0
+    extra_args: list = field(default_factory=list)
+
+    def validate(self):
+        if not self.cases:
+            raise AdganError("Add at least one training volume.")
+        cases = [[c] if isinstance(c, (str, os.PathLike)) else list(c) for c in self.cases]
+        n = len(cases[0])
+        if n == 0:
+            raise AdganError("Training case 1 has no volume.")
+        for i, case in enumerate(cases, start=1):
+            if len(case) != n:
+                raise AdganError(f"Training case {i} has {len(case)} channel(s), case 1 has {n}: "
+                                 "every case needs the same channels in the same order.")
+            for p in case:
+                if not p:
+                    raise AdganError(f"Training case {i} is missing a volume.")
+        for what, lst in (("lesion label", self.excludes), ("brain mask", self.masks)):
+            if lst is not None and any(lst):
+                if len(lst) != len(cases) or not all(lst):
+                    raise AdganError(f"Give a {what} for every training case or for none.")
+        if self.channel_names is not None and len(self.channel_names) not in (0, n):
+            raise AdganError(f"{len(self.channel_names)} channel name(s) for {n} channel(s).")
+        if self.preset not in PRESETS:
+            raise AdganError(f"Unknown preset {self.preset!r} (expected {', '.join(PRESETS)}).")
+        if self.critic_init is not None and self.critic_init not in CRITIC_INITS:
+            raise AdganError(f"Unknown critic initialisation {self.critic_init!r}.")
+        if not self.output:
+            raise AdganError("Choose the output model file.")
+        return cases
+
+    def iterations(self):
+        preset = PRESETS[self.preset]
+        n1 = self.phase1_iterations if self.phase1_iterations is not None else preset["phase1_iterations"]
+        n2 = self.phase2_iterations if self.phase2_iterations is not None else preset["phase2_iterations"]
+        return n1, n2
+
+    def to_args(self):
+        cases = self.validate()
+        args = ["train"]
+        for case in cases:
+            args += ["--volume", ",".join(str(p) for p in case)]
+        if self.masks and any(self.masks):
+            for m in self.masks:
+                args += ["--mask", str(m)]
+        if self.excludes and any(self.excludes):
+            for e in self.excludes:
+                args += ["--exclude", str(e)]
+        if self.channel_names:
+            args += ["--channel-names", ",".join(self.channel_names)]
+        args += ["--out", str(self.output), "--preset", self.preset]
+        for flag, value in (
+            ("--phase1-iterations", self.phase1_iterations),
+            ("--phase2-iterations", self.phase2_iterations),
+            ("--batch-size", self.batch_size),
+            ("--alpha", self.alpha),
+            ("--critic-init", self.critic_init),
+            ("--slice-axis", self.slice_axis),
+            ("--max-patches", self.max_patches),
+            ("--seed", self.seed),
+            ("--log-every", self.log_every),
+            ("--checkpoint-every", self.checkpoint_every),
+        ):
+            if value is not None:
+                args += [flag, str(value)]
+        if self.restart:
+            args.append("--restart")
+        args += ["--device", self.device or "auto", "--threads", str(int(self.threads or 0))]
+        args += [str(a) for a in self.extra_args]
+        args.append("--json")
+        return args
+
+
+class TrainingProcess(JsonLinesProcess):
+    """``adgan train --json`` in its own process."""
+
+    def __init__(self, binary, options, env=None, grace_seconds=5.0):
+        self.options = options
+        super().__init__(binary, options.to_args(), env=env, grace_seconds=grace_seconds,
+                         name="adgan train")
+
+
+def start_training(options, binary=None, setting=None, environ=None, env=None):
+    """Find the program (see :mod:`ADGANLib.locate`) and start training."""
+    if binary is None:
+        binary = locate.find_binary(setting=setting, environ=environ)
+    return TrainingProcess(binary, options, env=env).start()
