@@ -2,10 +2,9 @@
 
 import numpy as np
 import pytest
-from helpers import read_nifti_f32
-
 from ADGANLib import geometry, nifti
 from ADGANLib.geometry import VolumeGeometry
+from helpers import read_nifti_f32
 
 
 def random_affine(rng, flip=False):

@@ -5,10 +5,9 @@ import os
 from pathlib import Path
 
 import pytest
-from conftest import RELEASE
-
 from ADGANLib import locate, native
 from ADGANLib.errors import BinaryNotFoundError, LibraryNotFoundError
+from conftest import RELEASE
 
 
 def _link(src, dst):

@@ -6,7 +6,6 @@ import re
 import struct
 import sys
 import xml.etree.ElementTree as ET
-from pathlib import Path
 
 import pytest
 from conftest import MODULE_DIR, REPO

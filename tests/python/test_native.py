@@ -7,12 +7,11 @@ import time
 
 import numpy as np
 import pytest
-from conftest import DEMO_FLAIR, THREADS
-from helpers import read_nifti_f32
-
 from ADGANLib import geometry, nifti
 from ADGANLib.errors import STATUS_FORMAT, STATUS_INVALID_ARGUMENT, STATUS_IO, AdganError, CancelledError
 from ADGANLib.jobs import ScoreJob
+from conftest import DEMO_FLAIR, THREADS
+from helpers import read_nifti_f32
 
 # Stride of the full-volume comparison: windows grow as 1/stride^2; 16 keeps
 # the suite short on a 2-core machine (ADGAN_TEST_STRIDE=8 for adgan's default).

@@ -4,10 +4,9 @@ import struct
 
 import numpy as np
 import pytest
+from ADGANLib import nifti
 from helpers import read_nifti_f32
 from test_geometry import random_affine
-
-from ADGANLib import nifti
 
 
 @pytest.mark.parametrize("suffix", [".nii", ".nii.gz"])

@@ -4,7 +4,6 @@ import math
 
 import numpy as np
 import pytest
-
 from ADGANLib import maps
 from ADGANLib import parameters as P
 from ADGANLib.process import PRESETS

@@ -8,12 +8,11 @@ import time
 
 import numpy as np
 import pytest
-from conftest import DEMO_FLAIR, TINY
-
 from ADGANLib import nifti, process
 from ADGANLib.errors import AdganError
 from ADGANLib.process import JsonLinesProcess, TrainingProcess, TrainOptions, parse_line
 from ADGANLib.progress import ProgressTracker, describe
+from conftest import DEMO_FLAIR, TINY
 
 
 def script(tmp_path, body, name="fake-adgan"):
