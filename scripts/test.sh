@@ -22,3 +22,6 @@ step "binary and library run without LD_LIBRARY_PATH"
 env -u LD_LIBRARY_PATH target/release/adgan --version
 env -u LD_LIBRARY_PATH python3 -c "import ctypes; ctypes.CDLL('target/release/libadgan.so'); print('libadgan.so loads')"
 readelf -d target/release/libadgan.so | grep -E 'SONAME|RUNPATH'
+
+step "Slicer module: ADGANLib and the module's files (pytest tests/python)"
+.venv/bin/python -m pytest -q tests/python
