@@ -16,7 +16,9 @@ pub fn parse_device(name: &str) -> Result<Device> {
                 0
             } else if let Some(n) = name.strip_prefix("cuda:") {
                 n.parse::<usize>().map_err(|_| {
-                    Error::invalid(format!("device '{name}': expected auto, cpu, cuda or cuda:N"))
+                    Error::invalid(format!(
+                        "device '{name}': expected auto, cpu, cuda or cuda:N"
+                    ))
                 })?
             } else {
                 return Err(Error::invalid(format!(

@@ -40,7 +40,8 @@ impl FakePool {
     /// Add a collection made after iteration `i` (stored on the CPU so a
     /// long phase 1 does not fill the GPU).
     pub fn add(&mut self, i: u64, samples: Tensor) {
-        self.draws.push(samples.detach().to_device(tch::Device::Cpu));
+        self.draws
+            .push(samples.detach().to_device(tch::Device::Cpu));
         self.iterations.push(i);
     }
 

@@ -189,9 +189,8 @@ impl Model {
     /// what is wrong with a file that is not a usable model.
     pub fn load(path: &Path, device: Device) -> Result<Model> {
         let file = crate::tensor_file::read(path, "adGAN model")?;
-        let meta: ModelMeta = serde_json::from_str(&file.json).map_err(|e| {
-            Error::format(path, format!("model metadata is not valid: {e}"))
-        })?;
+        let meta: ModelMeta = serde_json::from_str(&file.json)
+            .map_err(|e| Error::format(path, format!("model metadata is not valid: {e}")))?;
         let bad = |m: String| Err(Error::format(path, m));
         if meta.format != FORMAT {
             return bad(format!("format '{}', expected '{FORMAT}'", meta.format));
@@ -225,7 +224,10 @@ impl Model {
         }
         let c = &meta.calibration;
         if !(c.mean.is_finite() && c.std.is_finite() && c.std > 0.0) {
-            return bad(format!("calibration mean {} std {} is unusable", c.mean, c.std));
+            return bad(format!(
+                "calibration mean {} std {} is unusable",
+                c.mean, c.std
+            ));
         }
         let (vs, net) = critic_var_store(device, meta.channels);
         crate::tensor_file::load_into(path, &vs, "critic.", &file.tensors)?;

@@ -109,10 +109,17 @@ impl Adam {
         get: &mut dyn FnMut(&str) -> Option<Tensor>,
     ) -> Result<(), String> {
         for (i, (m, v)) in self.m.iter_mut().zip(&mut self.v).enumerate() {
-            for (name, dst) in [(format!("{prefix}.m.{i}"), m), (format!("{prefix}.v.{i}"), v)] {
+            for (name, dst) in [
+                (format!("{prefix}.m.{i}"), m),
+                (format!("{prefix}.v.{i}"), v),
+            ] {
                 let src = get(&name).ok_or_else(|| format!("checkpoint lacks {name}"))?;
                 if src.size() != dst.size() {
-                    return Err(format!("{name}: shape {:?}, expected {:?}", src.size(), dst.size()));
+                    return Err(format!(
+                        "{name}: shape {:?}, expected {:?}",
+                        src.size(),
+                        dst.size()
+                    ));
                 }
                 tch::no_grad(|| dst.copy_(&src));
             }

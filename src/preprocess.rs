@@ -60,7 +60,10 @@ impl Case {
                 )));
             }
         }
-        for (what, m) in [("brain mask", &self.brain), ("exclusion label", &self.exclude)] {
+        for (what, m) in [
+            ("brain mask", &self.brain),
+            ("exclusion label", &self.exclude),
+        ] {
             if let Some(m) = m {
                 if m.len() != n {
                     return Err(bad(format!(
@@ -339,7 +342,9 @@ pub fn training_patches(norm: &Normalised, sampling: &PatchSampling) -> Result<T
             continue;
         }
         let frac = window_fractions(&brain, sampling.stride);
-        let mut keep = frac.ge(sampling.min_brain_fraction - 1e-6).logical_and(&frac.gt(0.0));
+        let mut keep = frac
+            .ge(sampling.min_brain_fraction - 1e-6)
+            .logical_and(&frac.gt(0.0));
         if let Some(ex) = &norm.exclude {
             let exf = window_fractions(&take_slice(ex, axis, index), sampling.stride);
             keep = keep.logical_and(&exf.eq(0.0));
@@ -353,7 +358,10 @@ pub fn training_patches(norm: &Normalised, sampling: &PatchSampling) -> Result<T
     }
     if kept.is_empty() {
         let c = norm.stats.len() as i64;
-        return Ok(Tensor::zeros([0, c, PATCH, PATCH], (Kind::Float, tch::Device::Cpu)));
+        return Ok(Tensor::zeros(
+            [0, c, PATCH, PATCH],
+            (Kind::Float, tch::Device::Cpu),
+        ));
     }
     Ok(Tensor::cat(&kept, 0))
 }

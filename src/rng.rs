@@ -40,7 +40,9 @@ impl Rng {
     /// Standard normal values.
     pub fn normal(&mut self, shape: &[i64], device: Device) -> Tensor {
         let n = shape.iter().product::<i64>() as usize;
-        Tensor::from_slice(&self.gaussians(n)).view(shape).to_device(device)
+        Tensor::from_slice(&self.gaussians(n))
+            .view(shape)
+            .to_device(device)
     }
 
     /// Uniform values in `[lo, hi)`.

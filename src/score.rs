@@ -10,8 +10,8 @@ use crate::preprocess::{
     window_fractions, Case,
 };
 use crate::progress::{Progress, ProgressFn, Stage};
-use serde::Serialize;
 use crate::tensor_file::to_f32_vec;
+use serde::Serialize;
 
 /// Options of scoring.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -100,7 +100,8 @@ fn paint(
     }
     let rect = |a: &Vec<f64>, r0: usize, q0: usize, r1: usize, q1: usize| {
         // sum over origins [r0, r1) x [q0, q1)
-        a[r1 * (pw + 1) + q1] - a[r0 * (pw + 1) + q1] - a[r1 * (pw + 1) + q0] + a[r0 * (pw + 1) + q0]
+        a[r1 * (pw + 1) + q1] - a[r0 * (pw + 1) + q1] - a[r1 * (pw + 1) + q0]
+            + a[r0 * (pw + 1) + q0]
     };
     let mut sum = vec![0f64; h * w];
     let mut cnt = vec![0f64; h * w];
@@ -133,7 +134,9 @@ impl Model {
         }
         let axis = opts.slice_axis.unwrap_or(self.meta.slice_axis);
         if axis > 2 {
-            return Err(Error::invalid(format!("slice axis {axis} (expected 0, 1 or 2)")));
+            return Err(Error::invalid(format!(
+                "slice axis {axis} (expected 0, 1 or 2)"
+            )));
         }
         let min_frac = opts
             .min_brain_fraction
@@ -153,7 +156,9 @@ impl Model {
         for index in 0..nslices {
             let brain_plane = take_slice(&norm.brain, axis, index);
             let frac = to_f32_vec(&window_fractions(&brain_plane, opts.stride))?;
-            let any: Vec<i64> = (0..frac.len() as i64).filter(|&i| frac[i as usize] > 0.0).collect();
+            let any: Vec<i64> = (0..frac.len() as i64)
+                .filter(|&i| frac[i as usize] > 0.0)
+                .collect();
             if !any.is_empty() {
                 let win = plane_windows(&take_slice(&data, axis, index), &bg_dev, opts.stride);
                 let idx = tch::Tensor::from_slice(&any).to_device(device);
@@ -204,7 +209,11 @@ impl Model {
                     }
                 }
             }
-            if !progress(&Progress::new(Stage::Score, index as u64 + 1, nslices as u64)) {
+            if !progress(&Progress::new(
+                Stage::Score,
+                index as u64 + 1,
+                nslices as u64,
+            )) {
                 return Err(Error::Cancelled);
             }
         }

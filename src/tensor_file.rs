@@ -15,7 +15,11 @@ pub const META_KEY: &str = "adgan";
 pub fn write(path: &Path, tensors: &[(String, Tensor)], json: &str) -> Result<()> {
     let mut bufs: Vec<(String, Vec<usize>, Vec<u8>)> = Vec::with_capacity(tensors.len());
     for (name, t) in tensors {
-        let t = t.detach().to_device(Device::Cpu).to_kind(Kind::Float).contiguous();
+        let t = t
+            .detach()
+            .to_device(Device::Cpu)
+            .to_kind(Kind::Float)
+            .contiguous();
         let shape: Vec<usize> = t.size().iter().map(|&d| d as usize).collect();
         let v: Vec<f32> = Vec::<f32>::try_from(t.flatten(0, -1).shallow_clone())
             .map_err(|e| Error::Torch(format!("{name}: {e}")))?;
@@ -67,9 +71,8 @@ pub fn read(path: &Path, what: &str) -> Result<TensorFile> {
                 format!("not an {what}: a safetensors file without adGAN metadata"),
             )
         })?;
-    let st = SafeTensors::deserialize(&bytes).map_err(|e| {
-        Error::format(path, format!("truncated or corrupt {what} ({e:?})"))
-    })?;
+    let st = SafeTensors::deserialize(&bytes)
+        .map_err(|e| Error::format(path, format!("truncated or corrupt {what} ({e:?})")))?;
     let mut tensors = HashMap::new();
     for (name, view) in st.tensors() {
         if view.dtype() != Dtype::F32 {

@@ -35,7 +35,7 @@ pub enum CriticInit {
 pub enum Preset {
     /// The paper's budget: N = 200,000, M = 150,000, batch 64 (a GPU job).
     Paper,
-    /// Minutes on a laptop CPU: N = 300, M = 300, batch 32, a pool draw
+    /// Minutes on a laptop CPU: N = 200, M = 300, batch 32, a pool draw
     /// every 10 iterations. Enough to see the method work on the demo.
     Quick,
 }
@@ -109,7 +109,7 @@ impl TrainConfig {
         match preset {
             Preset::Paper => paper,
             Preset::Quick => TrainConfig {
-                phase1_iterations: 300,
+                phase1_iterations: 200,
                 phase2_iterations: 300,
                 batch_size: 32,
                 pool_every: 10,
@@ -125,7 +125,9 @@ impl TrainConfig {
     pub fn validate(&self) -> Result<()> {
         let bad = |m: &str| Err(Error::invalid(m.to_string()));
         if self.batch_size < 2 {
-            return bad("batch size must be at least 2 (the concentration term is a standard deviation)");
+            return bad(
+                "batch size must be at least 2 (the concentration term is a standard deviation)",
+            );
         }
         if self.n_critic == 0 {
             return bad("n_critic must be at least 1");
@@ -138,7 +140,9 @@ impl TrainConfig {
         }
         for (name, v) in [("lambda_gp", self.lambda_gp), ("alpha", self.alpha)] {
             if !v.is_finite() || v < 0.0 {
-                return Err(Error::invalid(format!("{name} = {v} (must be finite and >= 0)")));
+                return Err(Error::invalid(format!(
+                    "{name} = {v} (must be finite and >= 0)"
+                )));
             }
         }
         if !(self.adam.lr.is_finite() && self.adam.lr > 0.0) {
@@ -222,7 +226,6 @@ pub struct Checkpointing {
     /// Keep the checkpoint after a successful training.
     pub keep: bool,
 }
-
 
 #[derive(Debug, Serialize, Deserialize)]
 struct CheckpointMeta {
@@ -344,13 +347,24 @@ pub fn train(
     }
     let ckpt = |phase: u64, it: u64, nets: &Nets, pool: &FakePool, budget: &Budget| -> Result<()> {
         if let Some(path) = &checkpointing.path {
-            save_checkpoint(path, phase, it, config, &fingerprint, generator_scale, nets, pool, budget)?;
+            save_checkpoint(
+                path,
+                phase,
+                it,
+                config,
+                &fingerprint,
+                generator_scale,
+                nets,
+                pool,
+                budget,
+            )?;
         }
         Ok(())
     };
     let boundary = |it: u64| config.checkpoint_every > 0 && it % config.checkpoint_every == 0;
     let bs = config.batch_size as i64;
-    let sample_real = |rng: &mut Rng, n: i64| real.index_select(0, &rng.indices(n_train, n, device));
+    let sample_real =
+        |rng: &mut Rng, n: i64| real.index_select(0, &rng.indices(n_train, n, device));
     let z = |rng: &mut Rng, n: i64| rng.normal(&[n, LATENT], device);
     let mix = |rng: &mut Rng, n: i64| rng.uniform(&[n, 1, 1, 1], 0.0, 1.0, device);
 
@@ -367,7 +381,8 @@ pub fn train(
                     ckpt(1, i, &nets, &pool, &budget)?;
                 }
             }
-            let log = config.log_every > 0 && (i % config.log_every == 0 || i + 1 == config.phase1_iterations);
+            let log = config.log_every > 0
+                && (i % config.log_every == 0 || i + 1 == config.phase1_iterations);
             let critic = |x: &Tensor| nets.d.forward(x);
             let mut terms = None;
             for _ in 0..config.n_critic {
@@ -386,7 +401,10 @@ pub fn train(
             lg.backward();
             nets.adam_g.step();
             if pool.due(i) {
-                let samples = tch::no_grad(|| nets.g.forward_t(&z(&mut rng, config.pool_draw as i64), true));
+                let samples = tch::no_grad(|| {
+                    nets.g
+                        .forward_t(&z(&mut rng, config.pool_draw as i64), true)
+                });
                 pool.add(i, samples);
             }
             report.iteration = i + 1;
@@ -447,12 +465,15 @@ pub fn train(
             let f = fake.index_select(0, &rng.indices(n_pool, bs, device));
             let a = mix(&mut rng, bs);
             let critic = |x: &Tensor| nets.d.forward(x);
-            let (loss, t) = losses::critic_loss(&critic, &x, &f, &a, config.alpha, config.lambda_gp);
+            let (loss, t) =
+                losses::critic_loss(&critic, &x, &f, &a, config.alpha, config.lambda_gp);
             nets.adam_d.zero_grad();
             loss.backward();
             nets.adam_d.step();
             report.iteration = j + 1;
-            if config.log_every > 0 && (j % config.log_every == 0 || j + 1 == config.phase2_iterations) {
+            if config.log_every > 0
+                && (j % config.log_every == 0 || j + 1 == config.phase2_iterations)
+            {
                 report.critic_loss = mean_f64(&loss);
                 report.wasserstein = -mean_f64(&t[0]);
                 if !report.critic_loss.is_finite() {
@@ -557,7 +578,9 @@ fn load_checkpoint(
     let refuse = |what: &str| {
         Err(Error::format(
             path,
-            format!("this checkpoint was made with other {what}; delete it or train with --restart"),
+            format!(
+                "this checkpoint was made with other {what}; delete it or train with --restart"
+            ),
         ))
     };
     if meta.kind != "adgan-checkpoint" {

@@ -23,19 +23,56 @@ fn help_describes_every_option() {
     assert!(o.status.success());
     let h = String::from_utf8_lossy(&o.stdout);
     for flag in [
-        "--volume", "--mask", "--exclude", "--channel-names", "--out", "--preset",
-        "--phase1-iterations", "--phase2-iterations", "--batch-size", "--n-critic",
-        "--lambda-gp", "--alpha", "--pool-every", "--pool-draw", "--critic-init", "--lr",
-        "--beta1", "--beta2", "--slice-axis", "--patch-stride", "--min-brain-fraction",
-        "--calibration-fraction", "--max-patches", "--seed", "--checkpoint-every",
-        "--checkpoint", "--restart", "--log-every", "--device", "--threads", "--json",
+        "--volume",
+        "--mask",
+        "--exclude",
+        "--channel-names",
+        "--out",
+        "--preset",
+        "--phase1-iterations",
+        "--phase2-iterations",
+        "--batch-size",
+        "--n-critic",
+        "--lambda-gp",
+        "--alpha",
+        "--pool-every",
+        "--pool-draw",
+        "--critic-init",
+        "--lr",
+        "--beta1",
+        "--beta2",
+        "--slice-axis",
+        "--patch-stride",
+        "--min-brain-fraction",
+        "--calibration-fraction",
+        "--max-patches",
+        "--seed",
+        "--checkpoint-every",
+        "--checkpoint",
+        "--restart",
+        "--log-every",
+        "--device",
+        "--threads",
+        "--json",
     ] {
         assert!(h.contains(flag), "train --help lacks {flag}");
     }
     every_option_is_described(&h);
     let o = adgan(&["score", "--help"]);
     let h = String::from_utf8_lossy(&o.stdout);
-    for flag in ["--model", "--volume", "--mask", "--out", "--stride", "--slice-axis", "--min-brain-fraction", "--batch-size", "--patches", "--device", "--json"] {
+    for flag in [
+        "--model",
+        "--volume",
+        "--mask",
+        "--out",
+        "--stride",
+        "--slice-axis",
+        "--min-brain-fraction",
+        "--batch-size",
+        "--patches",
+        "--device",
+        "--json",
+    ] {
         assert!(h.contains(flag), "score --help lacks {flag}");
     }
     every_option_is_described(&h);
@@ -48,10 +85,16 @@ fn every_option_is_described(help: &str) {
     let mut n = 0;
     for (i, l) in lines.iter().enumerate() {
         let t = l.trim_start();
-        if (t.starts_with("--") || t.starts_with("-")) && l.starts_with("  ") && !l.starts_with("          ") {
+        if (t.starts_with("--") || t.starts_with("-"))
+            && l.starts_with("  ")
+            && !l.starts_with("          ")
+        {
             n += 1;
             let next = lines.get(i + 1).copied().unwrap_or("");
-            assert!(next.starts_with("          ") && next.trim().len() > 5, "option without description: {l}");
+            assert!(
+                next.starts_with("          ") && next.trim().len() > 5,
+                "option without description: {l}"
+            );
         }
     }
     assert!(n > 5);
@@ -70,11 +113,31 @@ fn score_with_a_missing_or_corrupt_model_or_volume_fails_with_one_line() {
     let dir = tempfile::tempdir().unwrap();
     let flair = common::demo_dir().join("TCGA-FG-6692/fla_bet.nii.gz");
     let out = dir.path().join("map.nii.gz");
-    let o = adgan(&["score", "-m", "missing.adgan", "-v", flair.to_str().unwrap(), "-o", out.to_str().unwrap(), "--device", "cpu"]);
+    let o = adgan(&[
+        "score",
+        "-m",
+        "missing.adgan",
+        "-v",
+        flair.to_str().unwrap(),
+        "-o",
+        out.to_str().unwrap(),
+        "--device",
+        "cpu",
+    ]);
     one_line_error_naming(&o, "missing.adgan");
     let corrupt = dir.path().join("corrupt.adgan");
     std::fs::write(&corrupt, vec![7u8; 1000]).unwrap();
-    let o = adgan(&["score", "-m", corrupt.to_str().unwrap(), "-v", flair.to_str().unwrap(), "-o", out.to_str().unwrap(), "--device", "cpu"]);
+    let o = adgan(&[
+        "score",
+        "-m",
+        corrupt.to_str().unwrap(),
+        "-v",
+        flair.to_str().unwrap(),
+        "-o",
+        out.to_str().unwrap(),
+        "--device",
+        "cpu",
+    ]);
     one_line_error_naming(&o, "corrupt.adgan");
     assert!(!out.exists());
 }
@@ -84,24 +147,62 @@ fn train_score_info_in_json_mode() {
     let dir = tempfile::tempdir().unwrap();
     let p = |n: &str| dir.path().join(n);
     let (case, label) = common::synthetic_case([64, 64, 16], true);
-    adgan::volume::write_f32_volume(&p("a.nii.gz"), case.dims, None, &case.channels[0], "test").unwrap();
+    adgan::volume::write_f32_volume(&p("a.nii.gz"), case.dims, None, &case.channels[0], "test")
+        .unwrap();
     let lab: Vec<f32> = label.iter().map(|&b| b as u8 as f32).collect();
     adgan::volume::write_f32_volume(&p("lab.nii.gz"), case.dims, None, &lab, "label").unwrap();
     let s = |x: &Path| x.to_str().unwrap().to_string();
     let o = adgan(&[
-        "train", "-v", &s(&p("a.nii.gz")), "--exclude", &s(&p("lab.nii.gz")), "-o", &s(&p("m.adgan")),
-        "--preset", "quick", "--phase1-iterations", "4", "--phase2-iterations", "4", "--batch-size", "8",
-        "--patch-stride", "4", "--device", "cpu", "--json",
+        "train",
+        "-v",
+        &s(&p("a.nii.gz")),
+        "--exclude",
+        &s(&p("lab.nii.gz")),
+        "-o",
+        &s(&p("m.adgan")),
+        "--preset",
+        "quick",
+        "--phase1-iterations",
+        "4",
+        "--phase2-iterations",
+        "4",
+        "--batch-size",
+        "8",
+        "--patch-stride",
+        "4",
+        "--device",
+        "cpu",
+        "--json",
     ]);
     assert!(o.status.success(), "{}", stderr(&o));
     let out = String::from_utf8_lossy(&o.stdout);
-    let events: Vec<serde_json::Value> = out.lines().map(|l| serde_json::from_str(l).expect(l)).collect();
-    assert!(events.iter().any(|e| e["event"] == "progress" && e["stage"] == "wgan"));
-    assert!(events.iter().any(|e| e["event"] == "progress" && e["stage"] == "critic"));
+    let events: Vec<serde_json::Value> = out
+        .lines()
+        .map(|l| serde_json::from_str(l).expect(l))
+        .collect();
+    assert!(events
+        .iter()
+        .any(|e| e["event"] == "progress" && e["stage"] == "wgan"));
+    assert!(events
+        .iter()
+        .any(|e| e["event"] == "progress" && e["stage"] == "critic"));
     assert_eq!(events.last().unwrap()["event"], "result");
     assert!(p("m.adgan").exists() && !p("m.adgan.ckpt").exists());
 
-    let o = adgan(&["score", "-m", &s(&p("m.adgan")), "-v", &s(&p("a.nii.gz")), "-o", &s(&p("map.nii")), "--patches", &s(&p("t.csv")), "--device", "cpu", "--json"]);
+    let o = adgan(&[
+        "score",
+        "-m",
+        &s(&p("m.adgan")),
+        "-v",
+        &s(&p("a.nii.gz")),
+        "-o",
+        &s(&p("map.nii")),
+        "--patches",
+        &s(&p("t.csv")),
+        "--device",
+        "cpu",
+        "--json",
+    ]);
     assert!(o.status.success(), "{}", stderr(&o));
     let map = adgan::volume::read_volume(&p("map.nii")).unwrap();
     assert_eq!(map.dims, case.dims);
@@ -116,7 +217,17 @@ fn train_score_info_in_json_mode() {
     assert_eq!(meta["budget"]["phase1_iterations"], 4);
 
     // wrong channel count for the model: clear message, non-zero exit
-    let o = adgan(&["score", "-m", &s(&p("m.adgan")), "-v", &format!("{},{}", s(&p("a.nii.gz")), s(&p("a.nii.gz"))), "-o", &s(&p("x.nii")), "--device", "cpu"]);
+    let o = adgan(&[
+        "score",
+        "-m",
+        &s(&p("m.adgan")),
+        "-v",
+        &format!("{},{}", s(&p("a.nii.gz")), s(&p("a.nii.gz"))),
+        "-o",
+        &s(&p("x.nii")),
+        "--device",
+        "cpu",
+    ]);
     assert!(!o.status.success());
     assert!(stderr(&o).contains("channel"), "{}", stderr(&o));
 }

@@ -65,7 +65,10 @@ fn gradient_penalty_matches_finite_differences() {
     }
     let expected: f64 = norms.iter().map(|n| (n - 1.0).powi(2)).sum::<f64>() / 3.0;
     let got = gp.double_value(&[]);
-    assert!((got - expected).abs() < 1e-6 * expected.max(1.0), "GP {got} vs finite differences {expected}");
+    assert!(
+        (got - expected).abs() < 1e-6 * expected.max(1.0),
+        "GP {got} vs finite differences {expected}"
+    );
     // and the penalty is differentiable w.r.t. the critic's weights
     gp.backward();
     let w = &vs.variables()["c1.weight"];
@@ -107,7 +110,11 @@ fn concentration_loss_on_a_known_batch() {
     assert!((s.double_value(&[]) - 1.25f64.sqrt()).abs() < 1e-5);
     assert!((gp.double_value(&[]) - gp_expected).abs() < 1e-4);
     let expected = -2.5 + 2.0 * 1.25f64.sqrt() + 10.0 * gp_expected;
-    assert!((loss.double_value(&[]) - expected).abs() < 1e-3, "{} vs {expected}", loss.double_value(&[]));
+    assert!(
+        (loss.double_value(&[]) - expected).abs() < 1e-3,
+        "{} vs {expected}",
+        loss.double_value(&[])
+    );
     // alpha = 0 gives Eq. 1
     let (loss0, _) = losses::critic_loss(&critic, &real, &fake, &a, 0.0, 10.0);
     assert!((loss0.double_value(&[]) - (-2.5 + 10.0 * gp_expected)).abs() < 1e-3);
@@ -163,7 +170,11 @@ fn patch_extraction_counts_on_a_known_volume() {
     // Windows at stride 8: origins 0, 8, 16, 24, 32 per side (5 x 5). A
     // window [o, o+32) overlaps the brain [8, 48) by min(o+32,48)-max(o,8).
     // Fully inside (fraction 1): origins 8 and 16 per side -> 4 windows.
-    let full = PatchSampling { slice_axis: 2, stride: 8, min_brain_fraction: 1.0 };
+    let full = PatchSampling {
+        slice_axis: 2,
+        stride: 8,
+        min_brain_fraction: 1.0,
+    };
     let p = training_patches(&norm, &full).unwrap();
     // slice 0: 4; slice 1: 4 minus those containing (45, 45): origin 16 covers
     // 16..48 -> windows (16,16) contains it -> 3; slice 2: none.
@@ -182,7 +193,11 @@ fn patch_extraction_counts_on_a_known_volume() {
         }
         c
     };
-    let half = PatchSampling { slice_axis: 2, stride: 8, min_brain_fraction: 0.5 };
+    let half = PatchSampling {
+        slice_axis: 2,
+        stride: 8,
+        min_brain_fraction: 0.5,
+    };
     let p = training_patches(&norm, &half).unwrap();
     // windows on slice 1 containing voxel (45, 45): origins 16, 24, 32 on each side
     let excluded = {
@@ -202,7 +217,12 @@ fn patch_extraction_counts_on_a_known_volume() {
     assert_eq!(p.size()[0] as usize, 2 * count_half - excluded);
     // Normalisation: zero mean, unit variance inside the brain.
     let flat = common::to_vec(&norm.data);
-    let vals: Vec<f64> = flat.iter().zip(case.brain.as_ref().unwrap()).filter(|(_, &b)| b).map(|(v, _)| *v as f64).collect();
+    let vals: Vec<f64> = flat
+        .iter()
+        .zip(case.brain.as_ref().unwrap())
+        .filter(|(_, &b)| b)
+        .map(|(v, _)| *v as f64)
+        .collect();
     let m = vals.iter().sum::<f64>() / vals.len() as f64;
     let v = vals.iter().map(|x| (x - m).powi(2)).sum::<f64>() / vals.len() as f64;
     assert!(m.abs() < 1e-4 && (v - 1.0).abs() < 1e-3);
@@ -213,7 +233,11 @@ fn other_slice_axes_cut_other_planes() {
     let (case, _) = common::synthetic_case([40, 48, 36], false);
     let norm = normalise(&case).unwrap();
     for axis in 0..3 {
-        let s = PatchSampling { slice_axis: axis, stride: 4, min_brain_fraction: 0.0 };
+        let s = PatchSampling {
+            slice_axis: axis,
+            stride: 4,
+            min_brain_fraction: 0.0,
+        };
         let p = training_patches(&norm, &s).unwrap();
         assert!(p.size()[0] > 0, "axis {axis}");
     }

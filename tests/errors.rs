@@ -19,7 +19,8 @@ fn missing_and_corrupt_volumes_name_the_file() {
     assert!(message(e).contains("nope.nii.gz"));
     let corrupt = dir.path().join("corrupt.nii.gz");
     let mut f = std::fs::File::create(&corrupt).unwrap();
-    f.write_all(&[0x1f, 0x8b, 8, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9]).unwrap();
+    f.write_all(&[0x1f, 0x8b, 8, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9])
+        .unwrap();
     drop(f);
     let e = Case::from_files(&[corrupt], None, None).unwrap_err();
     assert!(matches!(e, Error::Format { .. }), "{e}");
@@ -41,7 +42,9 @@ fn nan_voxels_and_bad_shapes_are_refused() {
     let (case, _) = common::synthetic_case([40, 40, 4], false);
     let mut empty = case.clone();
     empty.channels[0].iter_mut().for_each(|v| *v = 0.0);
-    assert!(message(adgan::preprocess::normalise(&empty).unwrap_err()).contains("brain mask is empty"));
+    assert!(
+        message(adgan::preprocess::normalise(&empty).unwrap_err()).contains("brain mask is empty")
+    );
 }
 
 #[test]
@@ -50,10 +53,19 @@ fn a_model_refuses_the_wrong_channel_count() {
         patches: common::normal_patches(120, 1),
         channel_names: vec!["flair".into()],
     };
-    let model = adgan::train(&data, &common::tiny_config(2, 2), Device::Cpu, &Default::default(), &mut |_| true).unwrap();
+    let model = adgan::train(
+        &data,
+        &common::tiny_config(2, 2),
+        Device::Cpu,
+        &Default::default(),
+        &mut |_| true,
+    )
+    .unwrap();
     let (mut case, _) = common::synthetic_case([40, 40, 4], false);
     case.channels.push(case.channels[0].clone());
-    let e = model.score_case(&case, &ScoreOptions::default(), &mut |_| true).unwrap_err();
+    let e = model
+        .score_case(&case, &ScoreOptions::default(), &mut |_| true)
+        .unwrap_err();
     let m = message(e);
     assert!(m.contains("1 channel") && m.contains("got 2"), "{m}");
 }
@@ -65,7 +77,14 @@ fn bad_model_files_are_refused_with_a_reason() {
         patches: common::normal_patches(120, 1),
         channel_names: vec!["flair".into()],
     };
-    let model = adgan::train(&data, &common::tiny_config(2, 2), Device::Cpu, &Default::default(), &mut |_| true).unwrap();
+    let model = adgan::train(
+        &data,
+        &common::tiny_config(2, 2),
+        Device::Cpu,
+        &Default::default(),
+        &mut |_| true,
+    )
+    .unwrap();
     let good = dir.path().join("good.adgan");
     model.save(&good).unwrap();
     let bytes = std::fs::read(&good).unwrap();
@@ -73,12 +92,18 @@ fn bad_model_files_are_refused_with_a_reason() {
     let truncated = dir.path().join("truncated.adgan");
     std::fs::write(&truncated, &bytes[..bytes.len() / 2]).unwrap();
     let m = message(Model::load(&truncated, Device::Cpu).unwrap_err());
-    assert!(m.contains("truncated.adgan") && m.contains("truncated"), "{m}");
+    assert!(
+        m.contains("truncated.adgan") && m.contains("truncated"),
+        "{m}"
+    );
     // not a model at all
     let junk = dir.path().join("junk.adgan");
     std::fs::write(&junk, b"this is not a model, just some text").unwrap();
     let m = message(Model::load(&junk, Device::Cpu).unwrap_err());
-    assert!(m.contains("junk.adgan") && m.contains("not an adGAN model"), "{m}");
+    assert!(
+        m.contains("junk.adgan") && m.contains("not an adGAN model"),
+        "{m}"
+    );
     // missing
     let m = message(Model::load(&dir.path().join("none.adgan"), Device::Cpu).unwrap_err());
     assert!(m.contains("none.adgan"), "{m}");
@@ -89,7 +114,8 @@ fn bad_model_files_are_refused_with_a_reason() {
     let mut named: Vec<(String, tch::Tensor)> = tensors.into_iter().collect();
     named.sort_by(|a, b| a.0.cmp(&b.0));
     let newer_path = dir.path().join("newer.adgan");
-    adgan::tensor_file::write(&newer_path, &named, &serde_json::to_string(&newer).unwrap()).unwrap();
+    adgan::tensor_file::write(&newer_path, &named, &serde_json::to_string(&newer).unwrap())
+        .unwrap();
     let m = message(Model::load(&newer_path, Device::Cpu).unwrap_err());
     assert!(m.contains("newer") && m.contains("newer.adgan"), "{m}");
     // wrong tensor shapes for the declared channel count
@@ -113,13 +139,22 @@ fn bad_options_are_refused_before_any_work() {
     let mut c = common::tiny_config(2, 2);
     c.alpha = f64::NAN;
     assert!(c.validate().is_err());
-    assert!(adgan::device::parse_device("cuda:7").is_err() || adgan::device::cuda_device_count() > 7);
+    assert!(
+        adgan::device::parse_device("cuda:7").is_err() || adgan::device::cuda_device_count() > 7
+    );
     assert!(adgan::device::parse_device("tpu").is_err());
     // too few patches
     let data = TrainingData {
         patches: common::normal_patches(10, 1),
         channel_names: vec!["flair".into()],
     };
-    let e = adgan::train(&data, &common::tiny_config(2, 2), Device::Cpu, &Default::default(), &mut |_| true).unwrap_err();
+    let e = adgan::train(
+        &data,
+        &common::tiny_config(2, 2),
+        Device::Cpu,
+        &Default::default(),
+        &mut |_| true,
+    )
+    .unwrap_err();
     assert!(message(e).contains("training patch"));
 }

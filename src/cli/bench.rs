@@ -50,15 +50,24 @@ pub fn run(a: BenchArgs) -> Result<()> {
             }
             (m[1].1 - m[0].1) as f64 / (m[1].2 - m[0].2).as_secs_f64()
         };
-        out.insert("phase1_it_per_s".into(), json!(rate(adgan::progress::Stage::Wgan)));
-        out.insert("phase2_it_per_s".into(), json!(rate(adgan::progress::Stage::Critic)));
+        out.insert(
+            "phase1_it_per_s".into(),
+            json!(rate(adgan::progress::Stage::Wgan)),
+        );
+        out.insert(
+            "phase2_it_per_s".into(),
+            json!(rate(adgan::progress::Stage::Critic)),
+        );
         let x = Tensor::randn([8192, 1, 32, 32], (Kind::Float, Device::Cpu)).to_device(device);
         let _ = model.raw_scores(&x.narrow(0, 0, 512), 512)?;
         sync(device);
         let t = Instant::now();
         let _ = model.raw_scores(&x, 512)?;
         sync(device);
-        out.insert("score_patches_per_s".into(), json!(8192.0 / t.elapsed().as_secs_f64()));
+        out.insert(
+            "score_patches_per_s".into(),
+            json!(8192.0 / t.elapsed().as_secs_f64()),
+        );
     }
     if a.what == "volume" || a.what == "all" {
         let (nx, ny, nz) = (a.shape[0], a.shape[1], a.shape[2]);

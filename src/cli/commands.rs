@@ -9,7 +9,7 @@ use adgan::{Model, ScoreOptions};
 use serde_json::json;
 use std::path::{Path, PathBuf};
 
-fn split_paths(spec: &str) -> Vec<PathBuf> {
+pub(super) fn split_paths(spec: &str) -> Vec<PathBuf> {
     spec.split(',')
         .map(str::trim)
         .filter(|s| !s.is_empty())
@@ -17,7 +17,7 @@ fn split_paths(spec: &str) -> Vec<PathBuf> {
         .collect()
 }
 
-fn setup(common: &Common) -> Result<tch::Device> {
+pub(super) fn setup(common: &Common) -> Result<tch::Device> {
     if common.threads > 0 {
         tch::set_num_threads(common.threads as i32);
     }
@@ -41,7 +41,7 @@ fn channel_names(spec: Option<&str>, n: usize) -> Result<Vec<String>> {
     }
 }
 
-fn config_from(a: &TrainArgs) -> TrainConfig {
+pub(super) fn config_from(a: &TrainArgs) -> TrainConfig {
     let mut c = TrainConfig::preset(a.preset);
     macro_rules! set {
         ($($field:ident).+ = $v:expr) => {
@@ -138,19 +138,83 @@ fn run_training(
     Ok(model)
 }
 
+/// Training images named by --images and by image files given as --volume.
+fn training_images(a: &TrainArgs) -> (Vec<PathBuf>, Vec<String>) {
+    let mut images = a.images.clone();
+    let mut volumes = Vec::new();
+    for spec in &a.volumes {
+        let paths = split_paths(spec);
+        if paths.len() == 1 && adgan::images::is_image_path(&paths[0]) {
+            images.push(paths[0].clone());
+        } else {
+            volumes.push(spec.clone());
+        }
+    }
+    (images, volumes)
+}
+
+/// Training patches of the volumes or the 2-D images of `a`.
+pub(super) fn load_training_data(
+    a: &TrainArgs,
+    config: &TrainConfig,
+    ui: &mut Reporter,
+) -> Result<TrainingData> {
+    let (image_specs, volumes) = training_images(a);
+    if image_specs.is_empty() {
+        return load_training(
+            &volumes,
+            &a.masks,
+            &a.excludes,
+            a.channel_names.as_deref(),
+            config,
+            ui,
+        );
+    }
+    if !volumes.is_empty() {
+        return Err(Error::invalid(
+            "train on volumes or on 2-D images, not both in one model",
+        ));
+    }
+    if !a.masks.is_empty() || !a.excludes.is_empty() {
+        return Err(Error::invalid(
+            "--mask and --exclude are for volumes; every pixel of a training image counts",
+        ));
+    }
+    let paths = adgan::images::list_images(&image_specs)?;
+    ui.info(&format!("reading {} training image(s)", paths.len()));
+    let (patches, channels, skipped) =
+        adgan::images::training_patches_of_images(&paths, None, &config.sampling, &mut |p| {
+            ui.update(p)
+        })?;
+    ui.finish();
+    if !skipped.is_empty() {
+        ui.info(&format!("skipped {} constant image(s)", skipped.len()));
+    }
+    let names = match a.channel_names.as_deref() {
+        Some(_) => channel_names(a.channel_names.as_deref(), channels)?,
+        None => adgan::images::default_channel_names(channels),
+    };
+    let data = TrainingData {
+        patches,
+        channel_names: names,
+    };
+    ui.info(&format!(
+        "{} normal patch(es) of {}x{}x{} from {} image(s)",
+        data.len(),
+        channels,
+        adgan::nets::PATCH,
+        adgan::nets::PATCH,
+        paths.len() - skipped.len()
+    ));
+    Ok(data)
+}
+
 pub fn train(a: TrainArgs) -> Result<()> {
     let device = setup(&a.common)?;
     let mut ui = Reporter::new(a.common.json);
     let config = config_from(&a);
     config.validate()?;
-    let data = load_training(
-        &a.volumes,
-        &a.masks,
-        &a.excludes,
-        a.channel_names.as_deref(),
-        &config,
-        &ui,
-    )?;
+    let data = load_training_data(&a, &config, &mut ui)?;
     ui.info(&format!(
         "training on {}: N={} M={} batch {} ({:?})",
         adgan::device::device_name(device),
@@ -159,7 +223,15 @@ pub fn train(a: TrainArgs) -> Result<()> {
         config.batch_size,
         config.critic_init
     ));
-    let model = run_training(&data, &config, device, &a.out, a.checkpoint.clone(), a.restart, &mut ui)?;
+    let model = run_training(
+        &data,
+        &config,
+        device,
+        &a.out,
+        a.checkpoint.clone(),
+        a.restart,
+        &mut ui,
+    )?;
     let b = &model.meta.budget;
     ui.info(&format!(
         "wrote {} (phase 1 {:.1}s, phase 2 {:.1}s, fake pool {} patches)",
@@ -177,18 +249,97 @@ fn write_patch_csv(path: &Path, patches: &[adgan::score::PatchScore]) -> Result<
     for p in patches {
         s.push_str(&format!(
             "{},{},{},{},{},{},{},{:.4},{:.6},{:.6}\n",
-            p.slice_axis, p.slice, p.row, p.col, p.origin[0], p.origin[1], p.origin[2],
-            p.brain_fraction, p.raw, p.score
+            p.slice_axis,
+            p.slice,
+            p.row,
+            p.col,
+            p.origin[0],
+            p.origin[1],
+            p.origin[2],
+            p.brain_fraction,
+            p.raw,
+            p.score
         ));
     }
     adgan::volume::write_atomically(path, |f| std::io::Write::write_all(f, s.as_bytes()))
+}
+
+/// `adgan score` of 2-D images: per-image scores to CSV, maps of images
+/// larger than one window to a folder.
+fn score_images(a: &ScoreArgs, specs: &[PathBuf], model: &Model, ui: &mut Reporter) -> Result<()> {
+    let paths = adgan::images::list_images(specs)?;
+    let opts = ScoreOptions {
+        stride: a.stride,
+        batch_size: a.batch_size,
+        slice_axis: Some(2),
+        min_brain_fraction: a.min_brain_fraction,
+        patch_table: false,
+    };
+    let r = adgan::images::score_images(model, &paths, &opts, a.maps.is_some(), &mut |p| {
+        ui.update(p)
+    })?;
+    ui.finish();
+    adgan::images::write_scores_csv(&a.out, &r.scores, None)?;
+    let mut maps = Vec::new();
+    if let Some(dir) = &a.maps {
+        std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+        for (row, map) in r.scores.iter().zip(&r.maps) {
+            if let Some(map) = map {
+                let stem = row
+                    .path
+                    .file_stem()
+                    .and_then(|s| s.to_str())
+                    .unwrap_or("image");
+                let path = dir.join(format!("{stem}_anomaly.nii.gz"));
+                adgan::volume::write_f32_volume(
+                    &path,
+                    [row.width, row.height, 1],
+                    None,
+                    map,
+                    "adGAN anomaly map",
+                )?;
+                maps.push(path);
+            }
+        }
+    }
+    let threshold = model.meta.calibration.threshold;
+    let above = r
+        .scores
+        .iter()
+        .filter(|s| s.score.is_some_and(|v| v >= threshold))
+        .count();
+    let unscored = r.scores.iter().filter(|s| s.score.is_none()).count();
+    ui.info(&format!(
+        "wrote {} ({} image(s); {} at or above the threshold {:.2}{})",
+        a.out.display(),
+        r.scores.len(),
+        above,
+        threshold,
+        if unscored > 0 {
+            format!("; {unscored} constant, not scored")
+        } else {
+            String::new()
+        }
+    ));
+    ui.result(json!({
+        "scores": a.out, "images": r.scores.len(), "above_threshold": above,
+        "threshold": threshold, "unscored": unscored, "maps": maps,
+    }));
+    Ok(())
 }
 
 pub fn score(a: ScoreArgs) -> Result<()> {
     let device = setup(&a.common)?;
     let mut ui = Reporter::new(a.common.json);
     let model = Model::load(&a.model, device)?;
-    let paths = split_paths(&a.volume);
+    let spec = a.volume.clone().unwrap_or_default();
+    let paths = split_paths(&spec);
+    if !a.images.is_empty() {
+        return score_images(&a, &a.images, &model, &mut ui);
+    }
+    if paths.len() == 1 && adgan::images::is_image_path(&paths[0]) {
+        return score_images(&a, &paths, &model, &mut ui);
+    }
     model.check_channels(paths.len(), "--volume")?;
     let (case, like) = Case::from_files(&paths, a.mask.as_deref(), None)?;
     let opts = ScoreOptions {
@@ -240,16 +391,57 @@ pub fn info(a: InfoArgs) -> Result<()> {
     let t = &m.training;
     let b = &m.budget;
     println!("{}", a.model.display());
-    println!("  format            {} v{} (written by adGAN {})", m.format, m.format_version, m.library_version);
-    println!("  channels          {} ({})", m.channels, m.channel_names.join(", "));
-    println!("  patches           {0}x{0}, slice axis {1}, normalisation {2}", m.patch_size, m.slice_axis, m.normalisation);
-    println!("  variant           {}", match t.critic_init { adgan::train::CriticInit::FineTune => "adGAN(c): critic fine-tuned", adgan::train::CriticInit::Reset => "adGAN: critic reset" });
-    println!("  budget            N={} M={} batch {} on {} ({:.0}s + {:.0}s)", b.phase1_iterations, b.phase2_iterations, t.batch_size, b.device, b.phase1_seconds, b.phase2_seconds);
-    println!("  losses            lambda {} alpha {} n_critic {} lr {}", t.lambda_gp, t.alpha, t.n_critic, t.adam.lr);
-    println!("  fake pool         {} patches from {} draws (every {} iterations, {} each)", b.pool_size, b.pool_draws, t.pool_every, t.pool_draw);
-    println!("  data              {} training + {} calibration patches", b.train_patches, b.calibration_patches);
-    println!("  calibration       raw mean {:.4} std {:.4}; threshold {:.2}", m.calibration.mean, m.calibration.std, m.calibration.threshold);
-    let q: Vec<String> = m.calibration.quantiles.iter().map(|(p, z)| format!("p{}={:.2}", p * 100.0, z)).collect();
+    println!(
+        "  format            {} v{} (written by adGAN {})",
+        m.format, m.format_version, m.library_version
+    );
+    println!(
+        "  channels          {} ({})",
+        m.channels,
+        m.channel_names.join(", ")
+    );
+    println!(
+        "  patches           {0}x{0}, slice axis {1}, normalisation {2}",
+        m.patch_size, m.slice_axis, m.normalisation
+    );
+    println!(
+        "  variant           {}",
+        match t.critic_init {
+            adgan::train::CriticInit::FineTune => "adGAN(c): critic fine-tuned",
+            adgan::train::CriticInit::Reset => "adGAN: critic reset",
+        }
+    );
+    println!(
+        "  budget            N={} M={} batch {} on {} ({:.0}s + {:.0}s)",
+        b.phase1_iterations,
+        b.phase2_iterations,
+        t.batch_size,
+        b.device,
+        b.phase1_seconds,
+        b.phase2_seconds
+    );
+    println!(
+        "  losses            lambda {} alpha {} n_critic {} lr {}",
+        t.lambda_gp, t.alpha, t.n_critic, t.adam.lr
+    );
+    println!(
+        "  fake pool         {} patches from {} draws (every {} iterations, {} each)",
+        b.pool_size, b.pool_draws, t.pool_every, t.pool_draw
+    );
+    println!(
+        "  data              {} training + {} calibration patches",
+        b.train_patches, b.calibration_patches
+    );
+    println!(
+        "  calibration       raw mean {:.4} std {:.4}; threshold {:.2}",
+        m.calibration.mean, m.calibration.std, m.calibration.threshold
+    );
+    let q: Vec<String> = m
+        .calibration
+        .quantiles
+        .iter()
+        .map(|(p, z)| format!("p{}={:.2}", p * 100.0, z))
+        .collect();
     println!("  normal quantiles  {}", q.join(" "));
     Ok(())
 }

@@ -18,17 +18,15 @@ const FLAIR: &str = "fla_bet.nii.gz";
 const LABEL: &str = "fusion_simple_seg.nii.gz";
 
 fn data_dir(given: Option<&Path>) -> Result<PathBuf> {
-    let candidates: Vec<PathBuf> = given
-        .map(|p| vec![p.to_path_buf()])
-        .unwrap_or_else(|| {
-            let mut v = Vec::new();
-            if let Some(d) = std::env::var_os("ADGAN_DEMO_DATA") {
-                v.push(PathBuf::from(d));
-            }
-            v.push(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("data/demo"));
-            v.push(PathBuf::from("data/demo"));
-            v
-        });
+    let candidates: Vec<PathBuf> = given.map(|p| vec![p.to_path_buf()]).unwrap_or_else(|| {
+        let mut v = Vec::new();
+        if let Some(d) = std::env::var_os("ADGAN_DEMO_DATA") {
+            v.push(PathBuf::from(d));
+        }
+        v.push(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("data/demo"));
+        v.push(PathBuf::from("data/demo"));
+        v
+    });
     for c in &candidates {
         if c.join(TRAIN_CASE).join(FLAIR).exists() {
             return Ok(c.clone());
@@ -60,11 +58,8 @@ pub fn run(a: DemoArgs) -> Result<()> {
         config.phase2_iterations = m;
     }
     let train_dir = data.join(TRAIN_CASE);
-    let (train_case, _) = Case::from_files(
-        &[train_dir.join(FLAIR)],
-        None,
-        Some(&train_dir.join(LABEL)),
-    )?;
+    let (train_case, _) =
+        Case::from_files(&[train_dir.join(FLAIR)], None, Some(&train_dir.join(LABEL)))?;
     let training = TrainingData::from_cases(&[train_case], vec!["flair".into()], &config.sampling)?;
     ui.info(&format!(
         "demo: training on {} healthy patches of {TRAIN_CASE} ({}), N={} M={} on {}",
@@ -183,7 +178,9 @@ pub fn run(a: DemoArgs) -> Result<()> {
     });
     let report_path = a.out.join("report.json");
     let text = serde_json::to_string_pretty(&report).map_err(|e| Error::invalid(e.to_string()))?;
-    adgan::volume::write_atomically(&report_path, |f| std::io::Write::write_all(f, text.as_bytes()))?;
+    adgan::volume::write_atomically(&report_path, |f| {
+        std::io::Write::write_all(f, text.as_bytes())
+    })?;
 
     let fmt = |v: Option<f64>| v.map(|x| format!("{x:.3}")).unwrap_or_else(|| "n/a".into());
     if a.common.json {
@@ -191,7 +188,10 @@ pub fn run(a: DemoArgs) -> Result<()> {
         r["outputs"]["report"] = json!(report_path);
         ui.result(r);
     } else {
-        println!("adGAN demo: trained on {TRAIN_CASE}, scored {TEST_CASE} in {:.0}s", t0.elapsed().as_secs_f64());
+        println!(
+            "adGAN demo: trained on {TRAIN_CASE}, scored {TEST_CASE} in {:.0}s",
+            t0.elapsed().as_secs_f64()
+        );
         println!(
             "  patch AUROC (paper protocol, {} healthy / {} lesion): adGAN(c) {}  FLAIR intensity {}",
             patches.healthy_patches,

@@ -5,6 +5,7 @@
 mod bench;
 mod commands;
 mod demo;
+mod eval;
 mod ui;
 
 use clap::{Args, Parser, Subcommand};
@@ -32,6 +33,12 @@ pub enum Command {
     /// Measure training and scoring speed on this machine (JSON, in the
     /// units of the reference implementation's benchmark).
     Bench(BenchArgs),
+    /// Evaluate a model on labelled cases (patch protocol, voxel metrics) or
+    /// on images labelled normal/abnormal, next to the intensity baseline.
+    Eval(eval::EvalArgs),
+    /// Train several variants sharing one phase 1 (for ablations; bench/).
+    #[command(hide = true)]
+    TrainVariants(eval::TrainVariantsArgs),
 }
 
 #[derive(Args, Debug)]
@@ -72,8 +79,17 @@ pub struct Common {
 pub struct TrainArgs {
     /// A training case: its channel files (NIfTI .nii or .nii.gz), comma
     /// separated, in the same order for every case. Repeat for more cases.
-    #[arg(long = "volume", short = 'v', required = true, value_name = "CH1[,CH2...]")]
+    #[arg(
+        long = "volume",
+        short = 'v',
+        required_unless_present = "images",
+        value_name = "CH1[,CH2...]"
+    )]
     pub volumes: Vec<String>,
+    /// 2-D training images (PNG or JPEG, grey or colour): files, folders or
+    /// .txt lists. Each image is a one-slice case; all its pixels count.
+    #[arg(long = "images", value_name = "PATH")]
+    pub images: Vec<PathBuf>,
     /// Brain mask of each case (non-zero = brain), in the order of --volume;
     /// give none (masks become the non-zero voxels) or one per case.
     #[arg(long = "mask", value_name = "FILE")]
@@ -171,12 +187,26 @@ pub struct ScoreArgs {
     #[arg(long, short = 'm', value_name = "FILE")]
     pub model: PathBuf,
     /// The case's channel files, comma separated, in the model's channel order.
-    #[arg(long = "volume", short = 'v', value_name = "CH1[,CH2...]")]
-    pub volume: String,
+    #[arg(
+        long = "volume",
+        short = 'v',
+        required_unless_present = "images",
+        value_name = "CH1[,CH2...]"
+    )]
+    pub volume: Option<String>,
+    /// 2-D images to score (PNG or JPEG: files, folders or .txt lists); -o
+    /// is then a CSV of per-image scores.
+    #[arg(long = "images", value_name = "PATH", conflicts_with = "volume")]
+    pub images: Vec<PathBuf>,
+    /// With --images: write the maps of images larger than 32x32 pixels
+    /// into this folder (NIfTI float32, one slice).
+    #[arg(long, value_name = "DIR")]
+    pub maps: Option<PathBuf>,
     /// Brain mask (non-zero = brain); default: the non-zero voxels.
     #[arg(long, value_name = "FILE")]
     pub mask: Option<PathBuf>,
-    /// Output anomaly map (NIfTI float32 on the input's grid; .nii or .nii.gz).
+    /// Output anomaly map (NIfTI float32 on the input's grid; .nii or
+    /// .nii.gz), or with --images the per-image scores (CSV).
     #[arg(long, short = 'o', value_name = "FILE")]
     pub out: PathBuf,
     /// Step between scored windows in pixels (1-32); smaller is sharper and
@@ -247,6 +277,8 @@ pub fn run() -> i32 {
         Command::Info(a) => a.json,
         Command::Demo(a) => a.common.json,
         Command::Bench(a) => a.common.json,
+        Command::Eval(a) => a.common.json,
+        Command::TrainVariants(a) => a.train.common.json,
     };
     let result = match cli.command {
         Command::Train(a) => commands::train(a),
@@ -254,12 +286,17 @@ pub fn run() -> i32 {
         Command::Info(a) => commands::info(a),
         Command::Demo(a) => commands::demo(a),
         Command::Bench(a) => bench::run(a),
+        Command::Eval(a) => eval::run(a),
+        Command::TrainVariants(a) => eval::train_variants(a),
     };
     match result {
         Ok(()) => 0,
         Err(e) => {
             if json {
-                println!("{}", serde_json::json!({"event": "error", "message": e.to_string()}));
+                println!(
+                    "{}",
+                    serde_json::json!({"event": "error", "message": e.to_string()})
+                );
             }
             eprintln!("adgan: error: {e}");
             match e {

@@ -32,7 +32,10 @@ impl Reporter {
     /// Print a line of information (stderr; JSON event with --json).
     pub fn info(&self, message: &str) {
         if self.json {
-            println!("{}", serde_json::json!({"event": "info", "message": message}));
+            println!(
+                "{}",
+                serde_json::json!({"event": "info", "message": message})
+            );
         } else if let Some(b) = &self.bar {
             b.println(message);
         } else {

@@ -10,7 +10,10 @@ use tch::{Kind, Tensor};
 pub struct Lcg(pub u64);
 impl Lcg {
     pub fn next_f32(&mut self) -> f32 {
-        self.0 = self.0.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        self.0 = self
+            .0
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
         ((self.0 >> 40) as f32) / (1u64 << 24) as f32
     }
 }
@@ -21,7 +24,11 @@ pub fn normal_patches(n: usize, seed: u64) -> Tensor {
     let mut r = Lcg(seed);
     let mut v = Vec::with_capacity(n * 1024);
     for _ in 0..n {
-        let (a, b, c) = (r.next_f32() * 0.3 + 0.1, r.next_f32() * 0.3 + 0.1, r.next_f32() * 6.28);
+        let (a, b, c) = (
+            r.next_f32() * 0.3 + 0.1,
+            r.next_f32() * 0.3 + 0.1,
+            r.next_f32() * 6.28,
+        );
         let amp = 0.8 + 0.4 * r.next_f32();
         for y in 0..32 {
             for x in 0..32 {
@@ -81,9 +88,14 @@ pub fn synthetic_case(dims: [usize; 3], lesion: bool) -> (Case, Vec<bool>) {
                 let i = x + nx * (y + ny * z);
                 let d = ((x as f32 - cx).powi(2) + (y as f32 - cy).powi(2)).sqrt();
                 if d < rad {
-                    data[i] = 100.0 + 20.0 * ((x as f32 * 0.3).sin() + (y as f32 * 0.25).cos()) + 2.0 * r.next_f32();
+                    data[i] = 100.0
+                        + 20.0 * ((x as f32 * 0.3).sin() + (y as f32 * 0.25).cos())
+                        + 2.0 * r.next_f32();
                     if lesion {
-                        let dl = ((x as f32 - cx - 5.0).powi(2) + (y as f32 - cy).powi(2) + (z as f32 - cz).powi(2)).sqrt();
+                        let dl = ((x as f32 - cx - 5.0).powi(2)
+                            + (y as f32 - cy).powi(2)
+                            + (z as f32 - cz).powi(2))
+                        .sqrt();
                         if dl < 5.0 {
                             data[i] = 300.0;
                             label[i] = true;
