@@ -1,15 +1,37 @@
 //! Evaluation against lesion labels: the paper's patch-level protocol
-//! (healthy patch: no lesion voxel; lesion patch: more than 75% lesion) with
-//! the plain intensity baseline on the same patches.
+//! (healthy patch: no lesion voxel; lesion patch: more than 75% lesion),
+//! voxel-level metrics of the anomaly map inside the brain, and the plain
+//! intensity baseline of each channel on the same patches and voxels
+//! ([`evaluate`]); image-level AUROC for images labelled normal or abnormal
+//! as a whole ([`evaluate_images`]); and, for ablations and benchmarks,
+//! several phase-2 variants trained from one shared phase 1
+//! ([`train_variants`]) and the paper's stdWGAN ([`train_std_wgan`]).
+//!
+//! Conventions of [`crate::metrics`]: a higher score is more anomalous, a
+//! `true` label is a lesion. The intensity baseline of a channel is its
+//! normalised intensity (z-score inside the brain), so for FLAIR it is
+//! plain hyperintensity thresholding; for a channel where lesions are dark
+//! its AUROC falls below 0.5.
 
 use crate::error::{Error, Result};
+use crate::images;
+use crate::losses;
 use crate::metrics;
-use crate::model::Model;
+use crate::model::{Budget, Calibration, Model, ModelMeta, FORMAT, FORMAT_VERSION, NORMALISATION};
+use crate::nets::{Critic, Generator, LATENT, PATCH};
+use crate::optim::Adam;
 use crate::preprocess::{
-    normalise, slice_count, take_slice, window_fractions, Case,
+    normalise, plane_windows, slice_count, take_slice, window_fractions, Case,
 };
-use serde::Serialize;
-use tch::{Kind, Tensor};
+use crate::progress::{Progress, ProgressFn, Stage};
+use crate::rng::Rng;
+use crate::score::ScoreOptions;
+use crate::train::{Checkpointing, CriticInit, TrainConfig, TrainingData};
+use rand::seq::SliceRandom;
+use rand::SeedableRng;
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+use tch::{nn, Device, Kind, Tensor};
 
 /// The paper's patch labelling.
 pub const LESION_PATCH_FRACTION: f64 = 0.75;
@@ -37,14 +59,85 @@ fn to_vec(t: &Tensor) -> Result<Vec<f32>> {
     crate::tensor_file::to_f32_vec(t)
 }
 
-/// Score the windows of `case` at `stride` (those with at least the model's
-/// brain fraction) and compare healthy with lesion windows of `lesion`.
-pub fn patch_protocol(
+/// Where a window of a [`PatchTable`] lies.
+#[derive(Debug, Clone, Copy, Serialize, PartialEq)]
+pub struct WindowAt {
+    /// Index of the case in the evaluated list.
+    pub case: usize,
+    pub slice: usize,
+    /// Window origin in the plane (row, column), as in `score`.
+    pub row: usize,
+    pub col: usize,
+}
+
+/// Windows of labelled cases with what the protocol needs: lesion
+/// fraction, the model's score and each channel's mean intensity.
+#[derive(Debug, Default)]
+pub struct PatchTable {
+    pub stride: usize,
+    pub at: Vec<WindowAt>,
+    /// Fraction of the window's 32x32 pixels that are lesion.
+    pub lesion_fraction: Vec<f64>,
+    /// The model's calibrated anomaly score.
+    pub model_scores: Vec<f64>,
+    /// Per channel: mean normalised intensity over the window's brain voxels.
+    pub intensity_scores: Vec<Vec<f64>>,
+    /// The normalised windows `[K, C, 32, 32]` (CPU) when asked for.
+    pub patches: Option<Tensor>,
+}
+
+impl PatchTable {
+    fn append(&mut self, other: PatchTable) {
+        self.at.extend(other.at);
+        self.lesion_fraction.extend(other.lesion_fraction);
+        self.model_scores.extend(other.model_scores);
+        if self.intensity_scores.is_empty() {
+            self.intensity_scores = other.intensity_scores;
+        } else {
+            for (a, b) in self.intensity_scores.iter_mut().zip(other.intensity_scores) {
+                a.extend(b);
+            }
+        }
+        self.patches = match (self.patches.take(), other.patches) {
+            (Some(a), Some(b)) => Some(Tensor::cat(&[a, b], 0)),
+            (a, b) => a.or(b),
+        };
+    }
+
+    /// Rows of the protocol "healthy: no lesion voxel; lesion: more than
+    /// `fraction` lesion", with their labels.
+    pub fn select(&self, fraction: f64) -> (Vec<usize>, Vec<bool>) {
+        let rows: Vec<usize> = (0..self.lesion_fraction.len())
+            .filter(|&i| self.lesion_fraction[i] == 0.0 || self.lesion_fraction[i] > fraction)
+            .collect();
+        let labels = rows
+            .iter()
+            .map(|&i| self.lesion_fraction[i] > 0.0)
+            .collect();
+        (rows, labels)
+    }
+}
+
+fn mask_tensor(m: &[bool], dims: [usize; 3]) -> Tensor {
+    Tensor::from_slice(
+        &m.iter()
+            .map(|&b| if b { 1f32 } else { 0.0 })
+            .collect::<Vec<_>>(),
+    )
+    .view([dims[2] as i64, dims[1] as i64, dims[0] as i64])
+}
+
+/// The windows of `case` at `stride` with at least the model's brain
+/// fraction that are healthy (no lesion voxel) or more than
+/// `min_lesion_fraction` lesion, scored by the model and by intensity.
+pub fn patch_table(
     model: &Model,
     case: &Case,
     lesion: &[bool],
     stride: usize,
-) -> Result<PatchEvaluation> {
+    min_lesion_fraction: f64,
+    keep_patches: bool,
+) -> Result<PatchTable> {
     if lesion.len() != case.voxels() {
         return Err(Error::invalid(format!(
             "{}: lesion label has {} voxels, the case {}",
@@ -53,31 +146,46 @@ pub fn patch_protocol(
             case.voxels()
         )));
     }
+    if stride == 0 || stride > PATCH as usize {
+        return Err(Error::invalid(format!(
+            "patch stride {stride} (expected 1 to {PATCH})"
+        )));
+    }
     model.check_channels(case.channels.len(), &case.name)?;
     let axis = model.meta.slice_axis;
+    if case.dims[2] == 1 && axis != 2 {
+        return Err(Error::invalid(format!(
+            "{}: a 2-D image needs a model with slice axis 2 (this one has {axis})",
+            case.name
+        )));
+    }
     let min_frac = model.meta.training.sampling.min_brain_fraction;
     let norm = normalise(case)?;
-    let lesion_t = Tensor::from_slice(
-        &lesion
-            .iter()
-            .map(|&b| if b { 1f32 } else { 0.0 })
-            .collect::<Vec<_>>(),
-    )
-    .view([case.dims[2] as i64, case.dims[1] as i64, case.dims[0] as i64]);
+    let lesion_t = mask_tensor(lesion, case.dims);
     let bg = crate::preprocess::background_tensor(&norm);
     let channels = case.channels.len();
-    let mut labels = Vec::new();
-    let mut model_scores = Vec::new();
-    let mut intensity_scores = vec![Vec::new(); channels];
+    let zero = Tensor::zeros([1], (Kind::Float, Device::Cpu));
+    let mut t = PatchTable {
+        stride,
+        intensity_scores: vec![Vec::new(); channels],
+        ..Default::default()
+    };
+    let mut kept = Vec::new();
     for index in 0..slice_count(case.dims, axis) {
         let brain = take_slice(&norm.brain, axis, index);
         let frac = to_vec(&window_fractions(&brain, stride))?;
-        let les = to_vec(&window_fractions(&take_slice(&lesion_t, axis, index), stride))?;
+        if frac.iter().all(|&f| f == 0.0) {
+            continue;
+        }
+        let les = to_vec(&window_fractions(
+            &take_slice(&lesion_t, axis, index),
+            stride,
+        ))?;
         let keep: Vec<i64> = (0..frac.len())
             .filter(|&i| {
                 frac[i] as f64 >= min_frac - 1e-6
                     && frac[i] > 0.0
-                    && (les[i] == 0.0 || les[i] as f64 > LESION_PATCH_FRACTION)
+                    && (les[i] == 0.0 || les[i] as f64 > min_lesion_fraction)
             })
             .map(|i| i as i64)
             .collect();
@@ -86,33 +194,72 @@ pub fn patch_protocol(
         }
         let idx = Tensor::from_slice(&keep);
         let plane = take_slice(&norm.data, axis, index);
-        let win = crate::preprocess::plane_windows(&plane, &bg, stride);
+        let win = plane_windows(&plane, &bg, stride);
         let patches = win.patches.index_select(0, &idx);
-        model_scores.extend(model.scores(&patches, 1024)?);
+        t.model_scores.extend(model.scores(&patches, 1024)?);
         // Mean intensity over each window's brain voxels, per channel.
-        let brain_w = crate::preprocess::plane_windows(&brain.unsqueeze(0), &Tensor::zeros([1], (Kind::Float, tch::Device::Cpu)), stride)
+        let brain_w = plane_windows(&brain.unsqueeze(0), &zero, stride)
             .patches
             .index_select(0, &idx); // [K, 1, 32, 32]
-        let denom = brain_w.sum_dim_intlist([1i64, 2, 3].as_slice(), false, Kind::Float).clamp_min(1.0);
-        for (c, out) in intensity_scores.iter_mut().enumerate() {
+        let denom = brain_w
+            .sum_dim_intlist([1i64, 2, 3].as_slice(), false, Kind::Float)
+            .clamp_min(1.0);
+        for (c, out) in t.intensity_scores.iter_mut().enumerate() {
             let ch = patches.narrow(1, c as i64, 1);
-            let m = (&ch * &brain_w).sum_dim_intlist([1i64, 2, 3].as_slice(), false, Kind::Float) / &denom;
+            let m = (&ch * &brain_w).sum_dim_intlist([1i64, 2, 3].as_slice(), false, Kind::Float)
+                / &denom;
             out.extend(to_vec(&m)?.into_iter().map(f64::from));
         }
-        labels.extend(keep.iter().map(|&i| les[i as usize] > 0.0));
+        for &i in &keep {
+            let i = i as usize;
+            t.lesion_fraction.push(les[i] as f64);
+            t.at.push(WindowAt {
+                case: 0,
+                slice: index,
+                row: (i / win.cols) * stride,
+                col: (i % win.cols) * stride,
+            });
+        }
+        if keep_patches {
+            kept.push(patches);
+        }
     }
+    if keep_patches {
+        t.patches = Some(if kept.is_empty() {
+            Tensor::zeros(
+                [0, channels as i64, PATCH, PATCH],
+                (Kind::Float, Device::Cpu),
+            )
+        } else {
+            Tensor::cat(&kept, 0)
+        });
+    }
+    Ok(t)
+}
+
+/// Score the windows of `case` at `stride` (those with at least the model's
+/// brain fraction) and compare healthy with lesion windows of `lesion`.
+pub fn patch_protocol(
+    model: &Model,
+    case: &Case,
+    lesion: &[bool],
+    stride: usize,
+) -> Result<PatchEvaluation> {
+    let t = patch_table(model, case, lesion, stride, LESION_PATCH_FRACTION, false)?;
+    let labels: Vec<bool> = t.lesion_fraction.iter().map(|&f| f > 0.0).collect();
     let lesion_patches = labels.iter().filter(|&&l| l).count();
     Ok(PatchEvaluation {
         stride,
         healthy_patches: labels.len() - lesion_patches,
         lesion_patches,
-        auroc_model: metrics::auroc(&model_scores, &labels),
-        auroc_intensity: intensity_scores
+        auroc_model: metrics::auroc(&t.model_scores, &labels),
+        auroc_intensity: t
+            .intensity_scores
             .iter()
             .map(|s| metrics::auroc(s, &labels))
             .collect(),
-        model_scores,
-        intensity_scores,
+        model_scores: t.model_scores,
+        intensity_scores: t.intensity_scores,
         labels,
     })
 }
@@ -147,19 +294,859 @@ pub fn voxel_metrics(
             labels.push(l);
         }
     }
-    let (best_dice, best_dice_threshold) = metrics::best_dice(&scores, &labels);
+    voxel_metrics_of(&scores, &labels, threshold)
+}
+
+/// [`voxel_metrics`] of scores and labels already restricted to the brain.
+pub fn voxel_metrics_of(
+    scores: &[f64],
+    labels: &[bool],
+    threshold: Option<f64>,
+) -> VoxelEvaluation {
+    let (best_dice, best_dice_threshold) = metrics::best_dice(scores, labels);
     let dice_at_threshold = threshold.map(|t| {
         let pred: Vec<bool> = scores.iter().map(|&s| s >= t).collect();
-        metrics::dice(&pred, &labels)
+        metrics::dice(&pred, labels)
     });
     VoxelEvaluation {
         brain_voxels: scores.len(),
         lesion_voxels: labels.iter().filter(|&&l| l).count(),
-        auroc: metrics::auroc(&scores, &labels),
-        auprc: metrics::auprc(&scores, &labels),
+        auroc: metrics::auroc(scores, labels),
+        auprc: metrics::auprc(scores, labels),
         best_dice,
         best_dice_threshold,
         dice_at_threshold,
         threshold,
     }
+}
+
+// ---------------------------------------------------------------------------
+// Evaluation of a model on labelled cases.
+
+/// A case with its lesion label (and, in `case.brain`, its brain mask).
+#[derive(Debug, Clone)]
+pub struct LabelledCase {
+    pub case: Case,
+    pub lesion: Vec<bool>,
+}
+
+/// Options of [`evaluate`].
+#[derive(Debug, Clone)]
+pub struct EvalOptions {
+    /// Stride of the protocol's windows (the training stride, 8, by default).
+    pub patch_stride: usize,
+    /// Lesion-patch definitions: "more than this fraction lesion". The
+    /// first is the headline (the paper's 0.75).
+    pub lesion_fractions: Vec<f64>,
+    /// How to score the voxel map; `None`: no voxel metrics.
+    pub map: Option<ScoreOptions>,
+    /// Threshold for "Dice at the threshold"; `None`: the model's calibrated one.
+    pub threshold: Option<f64>,
+    /// Keep the protocol's normalised windows (for external baselines).
+    pub keep_patches: bool,
+    /// Keep the maps (to write them).
+    pub keep_maps: bool,
+}
+
+impl Default for EvalOptions {
+    fn default() -> Self {
+        EvalOptions {
+            patch_stride: 8,
+            lesion_fractions: vec![LESION_PATCH_FRACTION, 0.10],
+            map: Some(ScoreOptions {
+                stride: 4,
+                ..Default::default()
+            }),
+            threshold: None,
+            keep_patches: false,
+            keep_maps: false,
+        }
+    }
+}
+
+/// AUROC and AUPRC of one scorer.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Scored {
+    pub name: String,
+    pub auroc: Option<f64>,
+    pub auprc: Option<f64>,
+}
+
+fn scored(name: &str, scores: &[f64], labels: &[bool]) -> Scored {
+    Scored {
+        name: name.to_string(),
+        auroc: metrics::auroc(scores, labels),
+        auprc: metrics::auprc(scores, labels),
+    }
+}
+
+/// Patch-level results for one lesion-patch definition.
+#[derive(Debug, Clone, Serialize)]
+pub struct PatchLevel {
+    /// Lesion patch: more than this fraction of lesion voxels.
+    pub lesion_fraction: f64,
+    pub healthy_patches: usize,
+    pub lesion_patches: usize,
+    /// The model first, then each channel's intensity.
+    pub scorers: Vec<Scored>,
+}
+
+/// Voxel-level results of one scorer.
+#[derive(Debug, Clone, Serialize)]
+pub struct NamedVoxel {
+    pub name: String,
+    #[serde(flatten)]
+    pub metrics: VoxelEvaluation,
+}
+
+/// Per-case summary.
+#[derive(Debug, Clone, Serialize)]
+pub struct CaseSummary {
+    pub name: String,
+    pub brain_voxels: usize,
+    pub lesion_voxels: usize,
+    pub healthy_patches: usize,
+    pub lesion_patches: usize,
+    pub patch_auroc_model: Option<f64>,
+    pub voxel_auprc_model: Option<f64>,
+    pub voxel_best_dice_model: Option<f64>,
+    pub windows_scored: usize,
+}
+
+/// What [`evaluate`] measures, pooled over the cases (patches and voxels of
+/// all cases together, as the paper pools its test patches).
+#[derive(Debug, Serialize)]
+pub struct Evaluation {
+    pub model_name: String,
+    pub channel_names: Vec<String>,
+    pub patch_stride: usize,
+    pub patches: Vec<PatchLevel>,
+    /// Stride of the voxel map (`None`: no voxel metrics).
+    pub map_stride: Option<usize>,
+    /// The model's map first, then each channel's intensity.
+    pub voxels: Vec<NamedVoxel>,
+    pub threshold: f64,
+    pub cases: Vec<CaseSummary>,
+    /// All protocol windows (lesion fraction 0 or above the smallest
+    /// definition), pooled.
+    #[serde(skip)]
+    pub table: PatchTable,
+    /// The maps, when kept.
+    #[serde(skip)]
+    pub maps: Vec<Vec<f32>>,
+}
+
+impl Evaluation {
+    /// Model and intensity scores of the protocol with lesion fraction
+    /// `fraction`, with labels: `(labels, model, per-channel intensity)`.
+    pub fn protocol_scores(&self, fraction: f64) -> (Vec<bool>, Vec<f64>, Vec<Vec<f64>>) {
+        let (rows, labels) = self.table.select(fraction);
+        let model = rows.iter().map(|&i| self.table.model_scores[i]).collect();
+        let intensity = self
+            .table
+            .intensity_scores
+            .iter()
+            .map(|s| rows.iter().map(|&i| s[i]).collect())
+            .collect();
+        (labels, model, intensity)
+    }
+}
+
+/// A short name of a model's variant: `adGAN(c)`, `adGAN` or `WGAN critic`.
+pub fn variant_name(model: &Model) -> String {
+    let t = &model.meta.training;
+    if model.meta.budget.phase2_iterations == 0 {
+        "WGAN critic".into()
+    } else if t.critic_init == CriticInit::Reset {
+        "adGAN".into()
+    } else {
+        "adGAN(c)".into()
+    }
+}
+
+/// Evaluate a model on labelled cases: the patch protocol for each lesion
+/// definition, voxel metrics of the map inside the brain, each next to the
+/// intensity of every channel on the same patches and voxels.
+pub fn evaluate(
+    model: &Model,
+    cases: &[LabelledCase],
+    opts: &EvalOptions,
+    progress: &mut ProgressFn,
+) -> Result<Evaluation> {
+    if cases.is_empty() {
+        return Err(Error::invalid("no case to evaluate"));
+    }
+    if opts.lesion_fractions.is_empty()
+        || opts
+            .lesion_fractions
+            .iter()
+            .any(|f| !(0.0..1.0).contains(f))
+    {
+        return Err(Error::invalid(
+            "lesion fractions must be given, each in [0, 1)",
+        ));
+    }
+    let smallest = opts.lesion_fractions.iter().cloned().fold(1.0, f64::min);
+    let threshold = opts.threshold.unwrap_or(model.meta.calibration.threshold);
+    let channels = model.channels();
+    let mut table = PatchTable {
+        stride: opts.patch_stride,
+        ..Default::default()
+    };
+    let mut model_vox: Vec<f64> = Vec::new();
+    let mut intensity_vox: Vec<Vec<f64>> = vec![Vec::new(); channels];
+    let mut labels_vox: Vec<bool> = Vec::new();
+    let mut summaries = Vec::new();
+    let mut maps = Vec::new();
+    for (k, lc) in cases.iter().enumerate() {
+        let case = &lc.case;
+        let mut t = patch_table(
+            model,
+            case,
+            &lc.lesion,
+            opts.patch_stride,
+            smallest,
+            opts.keep_patches,
+        )?;
+        for at in &mut t.at {
+            at.case = k;
+        }
+        let (rows, labels) = t.select(opts.lesion_fractions[0]);
+        let case_model: Vec<f64> = rows.iter().map(|&i| t.model_scores[i]).collect();
+        let brain = case.brain_mask();
+        let mut summary = CaseSummary {
+            name: case.name.clone(),
+            brain_voxels: brain.iter().filter(|&&b| b).count(),
+            lesion_voxels: lc
+                .lesion
+                .iter()
+                .zip(&brain)
+                .filter(|(&l, &b)| l && b)
+                .count(),
+            healthy_patches: labels.iter().filter(|&&l| !l).count(),
+            lesion_patches: labels.iter().filter(|&&l| l).count(),
+            patch_auroc_model: metrics::auroc(&case_model, &labels),
+            voxel_auprc_model: None,
+            voxel_best_dice_model: None,
+            windows_scored: 0,
+        };
+        table.append(t);
+        if let Some(mopts) = &opts.map {
+            let r = model.score_case(case, mopts, progress)?;
+            summary.windows_scored = r.windows_scored;
+            let norm = normalise(case)?;
+            let inten: Vec<Vec<f32>> = (0..channels)
+                .map(|c| to_vec(&norm.data.get(c as i64)))
+                .collect::<Result<_>>()?;
+            let mut case_scores = Vec::new();
+            let mut case_labels = Vec::new();
+            for (i, &b) in brain.iter().enumerate() {
+                if b {
+                    case_scores.push(r.map[i] as f64);
+                    case_labels.push(lc.lesion[i]);
+                    for c in 0..channels {
+                        intensity_vox[c].push(inten[c][i] as f64);
+                    }
+                }
+            }
+            if case_labels.iter().any(|&l| l) {
+                summary.voxel_auprc_model = metrics::auprc(&case_scores, &case_labels);
+                summary.voxel_best_dice_model =
+                    Some(metrics::best_dice(&case_scores, &case_labels).0);
+            }
+            model_vox.extend(case_scores);
+            labels_vox.extend(case_labels);
+            if opts.keep_maps {
+                maps.push(r.map);
+            }
+        }
+        summaries.push(summary);
+    }
+    let model_name = variant_name(model);
+    let patches = opts
+        .lesion_fractions
+        .iter()
+        .map(|&f| {
+            let (rows, labels) = table.select(f);
+            let pick = |s: &Vec<f64>| -> Vec<f64> { rows.iter().map(|&i| s[i]).collect() };
+            let mut scorers = vec![scored(&model_name, &pick(&table.model_scores), &labels)];
+            for (c, s) in table.intensity_scores.iter().enumerate() {
+                let name = format!("{} intensity", model.meta.channel_names[c]);
+                scorers.push(scored(&name, &pick(s), &labels));
+            }
+            let lesion_patches = labels.iter().filter(|&&l| l).count();
+            PatchLevel {
+                lesion_fraction: f,
+                healthy_patches: labels.len() - lesion_patches,
+                lesion_patches,
+                scorers,
+            }
+        })
+        .collect();
+    let mut voxels = Vec::new();
+    if opts.map.is_some() {
+        voxels.push(NamedVoxel {
+            name: format!("{model_name} map"),
+            metrics: voxel_metrics_of(&model_vox, &labels_vox, Some(threshold)),
+        });
+        for (c, s) in intensity_vox.iter().enumerate() {
+            voxels.push(NamedVoxel {
+                name: format!("{} intensity", model.meta.channel_names[c]),
+                metrics: voxel_metrics_of(s, &labels_vox, None),
+            });
+        }
+    }
+    Ok(Evaluation {
+        model_name,
+        channel_names: model.meta.channel_names.clone(),
+        patch_stride: opts.patch_stride,
+        patches,
+        map_stride: opts.map.as_ref().map(|m| m.stride),
+        voxels,
+        threshold,
+        cases: summaries,
+        table,
+        maps,
+    })
+}
+
+// ---------------------------------------------------------------------------
+// Images labelled as a whole.
+
+/// Image-level results: each image's score (its window's, or the largest
+/// of its windows') against a normal/abnormal label.
+#[derive(Debug, Serialize)]
+pub struct ImageEvaluation {
+    pub model_name: String,
+    pub normal_images: usize,
+    pub abnormal_images: usize,
+    /// Images without a score (constant ones), left out of the metrics.
+    pub unscored_images: usize,
+    /// The model first, then each channel's mean raw intensity.
+    pub scorers: Vec<Scored>,
+    pub threshold: f64,
+    /// Fraction of normal / abnormal images at or above the threshold.
+    pub normal_above_threshold: f64,
+    pub abnormal_above_threshold: f64,
+    #[serde(skip)]
+    pub scores: images::ImageScores,
+    /// Per image (in `scores` order): abnormal?
+    #[serde(skip)]
+    pub labels: Vec<bool>,
+}
+
+impl ImageEvaluation {
+    /// Scores and labels of the scored images: `(labels, model, intensity)`.
+    pub fn scored(&self) -> (Vec<bool>, Vec<f64>, Vec<Vec<f64>>) {
+        let rows: Vec<usize> = (0..self.labels.len())
+            .filter(|&i| self.scores.scores[i].score.is_some())
+            .collect();
+        let labels = rows.iter().map(|&i| self.labels[i]).collect();
+        let model = rows
+            .iter()
+            .map(|&i| self.scores.scores[i].score.unwrap_or(f64::NAN))
+            .collect();
+        let channels = self
+            .scores
+            .scores
+            .first()
+            .map(|s| s.mean_intensity.len())
+            .unwrap_or(0);
+        let intensity = (0..channels)
+            .map(|c| {
+                rows.iter()
+                    .map(|&i| {
+                        self.scores.scores[i]
+                            .mean_intensity
+                            .get(c)
+                            .copied()
+                            .unwrap_or(0.0)
+                    })
+                    .collect()
+            })
+            .collect();
+        (labels, model, intensity)
+    }
+}
+
+/// Score normal and abnormal images and compare them.
+pub fn evaluate_images(
+    model: &Model,
+    normal: &[PathBuf],
+    abnormal: &[PathBuf],
+    opts: &ScoreOptions,
+    threshold: Option<f64>,
+    progress: &mut ProgressFn,
+) -> Result<ImageEvaluation> {
+    if normal.is_empty() || abnormal.is_empty() {
+        return Err(Error::invalid(
+            "image-level evaluation needs normal and abnormal images",
+        ));
+    }
+    let paths: Vec<PathBuf> = normal.iter().chain(abnormal).cloned().collect();
+    let labels: Vec<bool> = (0..paths.len()).map(|i| i >= normal.len()).collect();
+    let scores = images::score_images(model, &paths, opts, false, progress)?;
+    let threshold = threshold.unwrap_or(model.meta.calibration.threshold);
+    let mut ev = ImageEvaluation {
+        model_name: variant_name(model),
+        normal_images: normal.len(),
+        abnormal_images: abnormal.len(),
+        unscored_images: scores.scores.iter().filter(|s| s.score.is_none()).count(),
+        scorers: Vec::new(),
+        threshold,
+        normal_above_threshold: f64::NAN,
+        abnormal_above_threshold: f64::NAN,
+        scores,
+        labels,
+    };
+    let (labels, model_scores, intensity) = ev.scored();
+    let above = |want: bool| {
+        let v: Vec<f64> = model_scores
+            .iter()
+            .zip(&labels)
+            .filter(|(_, &l)| l == want)
+            .map(|(&s, _)| s)
+            .collect();
+        v.iter().filter(|&&s| s >= threshold).count() as f64 / v.len().max(1) as f64
+    };
+    ev.normal_above_threshold = above(false);
+    ev.abnormal_above_threshold = above(true);
+    ev.scorers
+        .push(scored(&ev.model_name, &model_scores, &labels));
+    let names = if intensity.len() == 1 {
+        vec!["mean intensity".to_string()]
+    } else {
+        images::default_channel_names(intensity.len())
+            .into_iter()
+            .map(|n| format!("mean {n} intensity"))
+            .collect()
+    };
+    for (name, s) in names.iter().zip(&intensity) {
+        ev.scorers.push(scored(name, s, &labels));
+    }
+    Ok(ev)
+}
+
+/// Thin a curve to at most about `max_points` points (first and last
+/// kept), for pictures of curves with millions of points.
+pub fn thin_curve(points: &[(f64, f64)], max_points: usize) -> Vec<(f64, f64)> {
+    if points.len() <= max_points.max(2) {
+        return points.to_vec();
+    }
+    let step = points.len() as f64 / max_points as f64;
+    let mut out: Vec<(f64, f64)> = (0..max_points)
+        .map(|k| points[((k as f64 * step) as usize).min(points.len() - 1)])
+        .collect();
+    if out.last() != points.last() {
+        out.push(*points.last().unwrap_or(&(1.0, 1.0)));
+    }
+    out
+}
+
+// ---------------------------------------------------------------------------
+// Ablations: phase-2 variants from one shared phase 1, and stdWGAN.
+
+/// What a variant trains.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum VariantKind {
+    /// Algorithm 1 (phase 2 with `phase2_iterations` 0 is the plain WGAN-GP
+    /// critic).
+    AdGan,
+    /// The paper's stdWGAN (Table 5): a WGAN-GP whose critic loss carries
+    /// the concentration term from the start (Eq. 2 with the generator's
+    /// samples as fakes), no fake pool, no phase 2.
+    StdWgan,
+}
+
+/// One model of an ablation: the base options with some overridden.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Variant {
+    pub name: String,
+    pub kind: VariantKind,
+    /// N; `None`: the base's. A smaller N forks from a phase-1 snapshot
+    /// (it must be a multiple of the base's `checkpoint_every`).
+    pub phase1_iterations: Option<u64>,
+    pub phase2_iterations: Option<u64>,
+    pub alpha: Option<f64>,
+    pub critic_init: Option<CriticInit>,
+}
+
+impl Variant {
+    /// The variant's training options.
+    pub fn config(&self, base: &TrainConfig) -> TrainConfig {
+        let mut c = base.clone();
+        if let Some(n) = self.phase1_iterations {
+            c.phase1_iterations = n;
+        }
+        if let Some(m) = self.phase2_iterations {
+            c.phase2_iterations = m;
+        }
+        if let Some(a) = self.alpha {
+            c.alpha = a;
+        }
+        if let Some(i) = self.critic_init {
+            c.critic_init = i;
+        }
+        if self.kind == VariantKind::StdWgan {
+            c.phase2_iterations = 0;
+        }
+        c
+    }
+
+    /// Parse `NAME[:KEY=VALUE,...]` with keys `n`, `m`, `alpha`, `init`
+    /// (`fine-tune` or `reset`) and `kind` (`adgan` or `std-wgan`).
+    pub fn parse(spec: &str) -> Result<Variant> {
+        let (name, rest) = spec.split_once(':').unwrap_or((spec, ""));
+        let name = name.trim();
+        if name.is_empty() {
+            return Err(Error::invalid(format!("variant '{spec}' has no name")));
+        }
+        let mut v = Variant {
+            name: name.to_string(),
+            kind: VariantKind::AdGan,
+            phase1_iterations: None,
+            phase2_iterations: None,
+            alpha: None,
+            critic_init: None,
+        };
+        for kv in rest.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+            let (k, val) = kv.split_once('=').ok_or_else(|| {
+                Error::invalid(format!("variant '{spec}': '{kv}' is not KEY=VALUE"))
+            })?;
+            let bad = || Error::invalid(format!("variant '{spec}': bad value in '{kv}'"));
+            match k.trim() {
+                "n" => v.phase1_iterations = Some(val.trim().parse().map_err(|_| bad())?),
+                "m" => v.phase2_iterations = Some(val.trim().parse().map_err(|_| bad())?),
+                "alpha" => v.alpha = Some(val.trim().parse().map_err(|_| bad())?),
+                "init" => {
+                    v.critic_init = Some(match val.trim() {
+                        "fine-tune" | "finetune" | "c" => CriticInit::FineTune,
+                        "reset" => CriticInit::Reset,
+                        _ => return Err(bad()),
+                    })
+                }
+                "kind" => {
+                    v.kind = match val.trim() {
+                        "adgan" => VariantKind::AdGan,
+                        "std-wgan" | "stdwgan" => VariantKind::StdWgan,
+                        _ => return Err(bad()),
+                    }
+                }
+                other => {
+                    return Err(Error::invalid(format!(
+                        "variant '{spec}': unknown key '{other}' (n, m, alpha, init, kind)"
+                    )))
+                }
+            }
+        }
+        Ok(v)
+    }
+}
+
+/// Copy a phase-2 starting checkpoint for another variant: its options
+/// replaced, and for `reset` the critic re-initialised exactly as training
+/// does it (same stream), so that resuming it runs that variant's phase 2.
+fn fork_checkpoint(from: &Path, to: &Path, config: &TrainConfig, channels: usize) -> Result<()> {
+    let file = crate::tensor_file::read(from, "adGAN training checkpoint")?;
+    let mut meta: serde_json::Value = serde_json::from_str(&file.json)
+        .map_err(|e| Error::format(from, format!("checkpoint metadata: {e}")))?;
+    meta["config"] = serde_json::to_value(config).map_err(|e| Error::invalid(e.to_string()))?;
+    let mut tensors: Vec<(String, Tensor)> = file.tensors.into_iter().collect();
+    if config.critic_init == CriticInit::Reset && meta["phase"] == serde_json::json!(2) {
+        let vs = nn::VarStore::new(Device::Cpu);
+        let _critic = Critic::new(&vs.root(), channels as i64);
+        Rng::stream(config.seed, 2, u64::MAX).init(&vs);
+        let fresh = crate::tensor_file::named(&vs, "d.");
+        tensors.retain(|(k, _)| !k.starts_with("d."));
+        tensors.extend(fresh);
+    }
+    tensors.sort_by(|a, b| a.0.cmp(&b.0));
+    let json = serde_json::to_string(&meta).map_err(|e| Error::invalid(e.to_string()))?;
+    crate::tensor_file::write(to, &tensors, &json)
+}
+
+/// Train several variants that share one phase 1 (the same seed and data
+/// give every variant the same phase 1, so it is run once): the first
+/// fine-tune variant with the base's N and some phase 2 runs in full, its
+/// phase-2 starting checkpoint (and phase-1 snapshots for variants with a
+/// smaller N) is kept in `workdir`, and every other variant resumes from a
+/// copy of it with its own options. Each model equals the one
+/// [`crate::train::train`] gives for the variant's options alone (tested).
+/// stdWGAN variants train on their own. Returns `(name, model)` in order.
+pub fn train_variants(
+    data: &TrainingData,
+    base: &TrainConfig,
+    variants: &[Variant],
+    device: Device,
+    workdir: &Path,
+    progress: &mut dyn FnMut(&str, &Progress) -> bool,
+) -> Result<Vec<(String, Model)>> {
+    base.validate()?;
+    std::fs::create_dir_all(workdir).map_err(|e| Error::io(workdir, e))?;
+    let n = base.phase1_iterations;
+    for v in variants {
+        let c = v.config(base);
+        c.validate()?;
+        if v.kind == VariantKind::AdGan {
+            if c.phase1_iterations > n {
+                return Err(Error::invalid(format!(
+                    "variant {}: N = {} is more than the shared phase 1 (N = {n})",
+                    v.name, c.phase1_iterations
+                )));
+            }
+            if c.phase1_iterations < n
+                && (base.checkpoint_every == 0 || c.phase1_iterations % base.checkpoint_every != 0)
+            {
+                return Err(Error::invalid(format!(
+                    "variant {}: N = {} must be a multiple of checkpoint_every ({})",
+                    v.name, c.phase1_iterations, base.checkpoint_every
+                )));
+            }
+            if c.phase2_iterations == 0 && c.critic_init == CriticInit::Reset {
+                return Err(Error::invalid(format!(
+                    "variant {}: a reset critic with no phase 2 is untrained",
+                    v.name
+                )));
+            }
+        }
+    }
+    let snapshots: Vec<u64> = {
+        let mut s: Vec<u64> = variants
+            .iter()
+            .filter(|v| v.kind == VariantKind::AdGan)
+            .map(|v| v.config(base).phase1_iterations)
+            .filter(|&b| b < n)
+            .collect();
+        s.sort_unstable();
+        s.dedup();
+        s
+    };
+    let snap_path = |b: u64| workdir.join(format!("phase1-{b}.ckpt"));
+    let shared = workdir.join("phase2-start.ckpt");
+    let running = workdir.join("running.ckpt");
+    let channels = data.channels();
+    let mut out: Vec<Option<Model>> = (0..variants.len()).map(|_| None).collect();
+
+    // The main run: a fine-tune variant with the full N and some phase 2,
+    // or a stand-in (fine-tune, M = max(M, 1)) whose model is dropped.
+    let main = variants.iter().position(|v| {
+        let c = v.config(base);
+        v.kind == VariantKind::AdGan
+            && c.phase1_iterations == n
+            && c.phase2_iterations > 0
+            && c.critic_init == CriticInit::FineTune
+    });
+    let needs_shared = variants.iter().any(|v| v.kind == VariantKind::AdGan);
+    if needs_shared {
+        let (name, cfg) = match main {
+            Some(k) => (variants[k].name.clone(), variants[k].config(base)),
+            None => {
+                let mut c = base.clone();
+                c.critic_init = CriticInit::FineTune;
+                c.phase2_iterations = c.phase2_iterations.max(1);
+                ("shared phase 1".to_string(), c)
+            }
+        };
+        let ckpt = Checkpointing {
+            path: Some(running.clone()),
+            restart: true,
+            keep: false,
+        };
+        let mut copy_err: Option<Error> = None;
+        let mut copied_shared = false;
+        let model = crate::train::train(data, &cfg, device, &ckpt, &mut |p: &Progress| {
+            // After phase-1 iteration b (reported as b + 1) the file holds the checkpoint of
+            // boundary b; after the first phase-2 iteration it still holds
+            // the one written when phase 2 started.
+            let copy = |to: &Path| {
+                std::fs::copy(&running, to)
+                    .map(|_| ())
+                    .map_err(|e| Error::io(to, e))
+            };
+            if p.stage == Stage::Wgan && p.iteration > 0 && snapshots.contains(&(p.iteration - 1)) {
+                if let Err(e) = copy(&snap_path(p.iteration - 1)) {
+                    copy_err = Some(e);
+                    return false;
+                }
+            }
+            if p.stage == Stage::Critic && p.iteration == 1 && !copied_shared {
+                copied_shared = true;
+                if let Err(e) = copy(&shared) {
+                    copy_err = Some(e);
+                    return false;
+                }
+            }
+            progress(&name, p)
+        });
+        if let Some(e) = copy_err {
+            return Err(e);
+        }
+        let model = model?;
+        if let Some(k) = main {
+            out[k] = Some(model);
+        }
+    }
+    for (k, v) in variants.iter().enumerate() {
+        if out[k].is_some() {
+            continue;
+        }
+        let cfg = v.config(base);
+        let model = match v.kind {
+            VariantKind::StdWgan => {
+                train_std_wgan(data, &cfg, device, &mut |p| progress(&v.name, p))?
+            }
+            VariantKind::AdGan => {
+                let from = if cfg.phase1_iterations < n {
+                    snap_path(cfg.phase1_iterations)
+                } else {
+                    shared.clone()
+                };
+                let fork = workdir.join("fork.ckpt");
+                fork_checkpoint(&from, &fork, &cfg, channels)?;
+                let ckpt = Checkpointing {
+                    path: Some(fork),
+                    restart: false,
+                    keep: false,
+                };
+                crate::train::train(data, &cfg, device, &ckpt, &mut |p| progress(&v.name, p))?
+            }
+        };
+        out[k] = Some(model);
+    }
+    for b in &snapshots {
+        let _ = std::fs::remove_file(snap_path(*b));
+    }
+    let _ = std::fs::remove_file(&shared);
+    Ok(variants
+        .iter()
+        .zip(out)
+        .filter_map(|(v, m)| m.map(|m| (v.name.clone(), m)))
+        .collect())
+}
+
+/// The paper's stdWGAN (Sec. IV-E 2): a WGAN-GP trained for
+/// `phase1_iterations` with the concentration term `alpha * S(D(real))` in
+/// its critic loss from the start (Eq. 2 with the generator's current
+/// samples as fakes), no fake pool and no phase 2; its critic is the
+/// detector. Data split, calibration, initialisation and random streams are
+/// those of [`crate::train::train`].
+pub fn train_std_wgan(
+    data: &TrainingData,
+    config: &TrainConfig,
+    device: Device,
+    progress: &mut ProgressFn,
+) -> Result<Model> {
+    config.validate()?;
+    let channels = data.channels();
+    let n_all = data.len();
+    let mut order: Vec<i64> = (0..n_all as i64).collect();
+    let mut shuffle = rand_chacha::ChaCha8Rng::seed_from_u64(config.seed);
+    order.shuffle(&mut shuffle);
+    if config.max_patches > 0 && order.len() > config.max_patches {
+        order.truncate(config.max_patches);
+    }
+    let n_cal = ((order.len() as f64 * config.calibration_fraction).round() as usize).max(2);
+    if order.len() < n_cal + config.batch_size {
+        return Err(Error::invalid(format!(
+            "only {n_all} normal training patch(es): too few for batch {}",
+            config.batch_size
+        )));
+    }
+    let cal_patches = data
+        .patches
+        .index_select(0, &Tensor::from_slice(&order[..n_cal]));
+    let real = data
+        .patches
+        .index_select(0, &Tensor::from_slice(&order[n_cal..]))
+        .to_device(device);
+    let n_train = real.size()[0];
+    let generator_scale = real.abs().max().double_value(&[]).max(1.0);
+    let mut rng = Rng::stream(config.seed, 0, 0);
+    let vs_g = nn::VarStore::new(device);
+    let g = Generator::new(&vs_g.root(), channels as i64, generator_scale);
+    rng.init(&vs_g);
+    let vs_d = nn::VarStore::new(device);
+    let d = Critic::new(&vs_d.root(), channels as i64);
+    rng.init(&vs_d);
+    let mut adam_g = Adam::new(vs_g.trainable_variables(), config.adam);
+    let mut adam_d = Adam::new(vs_d.trainable_variables(), config.adam);
+    let bs = config.batch_size as i64;
+    let t0 = std::time::Instant::now();
+    let mut report = Progress::new(Stage::Wgan, 0, config.phase1_iterations);
+    for i in 0..config.phase1_iterations {
+        if i == 0 || (config.checkpoint_every > 0 && i % config.checkpoint_every == 0) {
+            rng = Rng::stream(config.seed, 1, i);
+        }
+        let critic = |x: &Tensor| d.forward(x);
+        let mut last = None;
+        for _ in 0..config.n_critic {
+            let x = real.index_select(0, &rng.indices(n_train, bs, device));
+            let f = tch::no_grad(|| g.forward_t(&rng.normal(&[bs, LATENT], device), true));
+            let a = rng.uniform(&[bs, 1, 1, 1], 0.0, 1.0, device);
+            let (loss, _) =
+                losses::critic_loss(&critic, &x, &f, &a, config.alpha, config.lambda_gp);
+            adam_d.zero_grad();
+            loss.backward();
+            adam_d.step();
+            last = Some(loss);
+        }
+        let f = g.forward_t(&rng.normal(&[bs, LATENT], device), true);
+        let lg = losses::generator_loss(&d.forward(&f));
+        adam_g.zero_grad();
+        lg.backward();
+        adam_g.step();
+        report.iteration = i + 1;
+        if config.log_every > 0 && (i % config.log_every == 0 || i + 1 == config.phase1_iterations)
+        {
+            if let Some(l) = &last {
+                report.critic_loss = l.double_value(&[]);
+                if !report.critic_loss.is_finite() {
+                    return Err(Error::Torch(format!(
+                        "stdWGAN diverged at iteration {i} (critic loss {})",
+                        report.critic_loss
+                    )));
+                }
+            }
+            report.generator_loss = lg.double_value(&[]);
+        }
+        if !progress(&report) {
+            return Err(Error::Cancelled);
+        }
+    }
+    let budget = Budget {
+        device: crate::device::device_name(device),
+        train_patches: n_train as usize,
+        calibration_patches: n_cal,
+        phase1_iterations: config.phase1_iterations,
+        phase1_seconds: t0.elapsed().as_secs_f64(),
+        ..Default::default()
+    };
+    let mut training = config.clone();
+    training.phase2_iterations = 0;
+    let meta = ModelMeta {
+        format: FORMAT.to_string(),
+        format_version: FORMAT_VERSION,
+        library_version: crate::VERSION.to_string(),
+        channels,
+        channel_names: data.channel_names.clone(),
+        patch_size: PATCH as usize,
+        slice_axis: config.sampling.slice_axis,
+        normalisation: NORMALISATION.to_string(),
+        generator_scale,
+        calibration: Calibration {
+            mean: 0.0,
+            std: 1.0,
+            samples: 0,
+            quantiles: vec![],
+            threshold: 3.0,
+        },
+        training,
+        budget,
+    };
+    let mut model = Model::from_parts(meta, vs_d, d);
+    let raw = crate::tensor_file::to_f32_vec(&model.raw_scores(&cal_patches, 1024)?)?;
+    let raw: Vec<f64> = raw.into_iter().map(f64::from).collect();
+    model.meta.calibration = Calibration::from_raw(&raw)?;
+    Ok(model)
 }
