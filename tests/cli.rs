@@ -140,6 +140,45 @@ fn score_with_a_missing_or_corrupt_model_or_volume_fails_with_one_line() {
     ]);
     one_line_error_naming(&o, "corrupt.adgan");
     assert!(!out.exists());
+
+    // A good model with a missing, then a corrupt volume.
+    let data = adgan::TrainingData {
+        patches: common::normal_patches(120, 1),
+        channel_names: vec!["flair".into()],
+    };
+    let model = adgan::train(
+        &data,
+        &common::tiny_config(2, 2),
+        tch::Device::Cpu,
+        &Default::default(),
+        &mut |_| true,
+    )
+    .unwrap();
+    let good = dir.path().join("good.adgan");
+    model.save(&good).unwrap();
+    let bad_volume = dir.path().join("broken_flair.nii.gz");
+    std::fs::write(&bad_volume, [0x1f, 0x8b, 8, 0, 9, 9, 9, 9, 9, 9]).unwrap();
+    for (volume, name) in [
+        (
+            dir.path().join("absent_flair.nii.gz"),
+            "absent_flair.nii.gz",
+        ),
+        (bad_volume.clone(), "broken_flair.nii.gz"),
+    ] {
+        let o = adgan(&[
+            "score",
+            "-m",
+            good.to_str().unwrap(),
+            "-v",
+            volume.to_str().unwrap(),
+            "-o",
+            out.to_str().unwrap(),
+            "--device",
+            "cpu",
+        ]);
+        one_line_error_naming(&o, name);
+    }
+    assert!(!out.exists());
 }
 
 #[test]
