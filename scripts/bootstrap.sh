@@ -16,4 +16,14 @@ if ! .venv/bin/python -c "import torch, sys; sys.exit(0 if torch.__version__.spl
   .venv/bin/python -m pip install -q "torch==$TORCH_VERSION"
 fi
 .venv/bin/python -m pip install -q -r scripts/requirements.txt
+# Fashion-MNIST for the ab-FMNIST quality benchmark (bench/abfmnist.py); the
+# tests do not need it, so a failed install only warns.
+if [ ! -f /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz ]; then
+  echo "bootstrap: apt-get install dataset-fashion-mnist" >&2
+  FM_SUDO=""
+  [ "$(id -u)" -eq 0 ] || FM_SUDO="sudo"
+  $FM_SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends dataset-fashion-mnist >/dev/null 2>&1 ||
+    { $FM_SUDO apt-get update -qq && $FM_SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends dataset-fashion-mnist >/dev/null; } ||
+    echo "bootstrap: warning: could not install dataset-fashion-mnist (only bench/abfmnist.py needs it)" >&2
+fi
 touch .venv/.bootstrapped

@@ -1,0 +1,148 @@
+"""Shared helpers of the benchmarks: running `adgan`, PNG writing, the
+docs/BENCHMARKS.md table writer, the machine's description."""
+import datetime
+import json
+import os
+import platform
+import struct
+import subprocess
+import sys
+import time
+import zlib
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+ADGAN = Path(os.environ.get("ADGAN_BIN", ROOT / "target" / "release" / "adgan"))
+DOC = ROOT / "docs" / "BENCHMARKS.md"
+
+
+def log(msg):
+    print(f"[{time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
+
+
+def run_adgan(args, threads=0, device="cpu"):
+    """Run `adgan ARGS --json --device D --threads T`; return the result object."""
+    cmd = [str(ADGAN), *map(str, args), "--json", "--device", device, "--threads", str(threads)]
+    log(" ".join(cmd[:12]) + (" ..." if len(cmd) > 12 else ""))
+    t0 = time.time()
+    p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    result, last = None, time.time()
+    for line in p.stdout:
+        try:
+            ev = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        kind = ev.get("event")
+        if kind == "result":
+            result = ev
+        elif kind == "error":
+            raise RuntimeError(f"adgan failed: {ev.get('message')}")
+        elif kind == "info":
+            log("  " + ev.get("message", ""))
+        elif kind == "progress" and time.time() - last > 60:
+            last = time.time()
+            log(f"  {ev.get('stage')} {ev.get('iteration')}/{ev.get('total')}")
+    err = p.stderr.read()
+    if p.wait() != 0:
+        raise RuntimeError(f"adgan exited {p.returncode}: {err.strip()[-2000:]}")
+    if result is None:
+        raise RuntimeError("adgan printed no result")
+    result["_seconds"] = time.time() - t0
+    return result
+
+
+def write_png_grey(path, img):
+    """An 8-bit grey PNG of a 2-D uint8 numpy array."""
+    h, w = img.shape
+    raw = b"".join(b"\x00" + img[r].tobytes() for r in range(h))
+
+    def chunk(tag, data):
+        c = tag + data
+        return struct.pack(">I", len(data)) + c + struct.pack(">I", zlib.crc32(c) & 0xFFFFFFFF)
+
+    png = b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 8, 0, 0, 0, 0))
+    png += chunk(b"IDAT", zlib.compress(raw, 6)) + chunk(b"IEND", b"")
+    Path(path).write_bytes(png)
+
+
+def machine():
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in open("/proc/cpuinfo"):
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    try:
+        load = os.getloadavg()[0]
+    except OSError:
+        load = float("nan")
+    text = f"{os.cpu_count()} CPU cores ({cpu}), load average {load:.1f} at the start"
+    try:
+        gpu = subprocess.run(["nvidia-smi", "--query-gpu=name", "--format=csv,noheader"],
+                             capture_output=True, text=True, timeout=20).stdout.strip()
+        if gpu:
+            text += f", GPU {gpu}"
+    except (OSError, subprocess.SubprocessError):
+        pass
+    return text
+
+
+def today():
+    return datetime.date.today().isoformat()
+
+
+def fmt(v, digits=3):
+    if v is None:
+        return "n/a"
+    try:
+        if v != v:
+            return "n/a"
+    except TypeError:
+        return str(v)
+    return f"{v:.{digits}f}"
+
+
+def markdown_table(header, rows):
+    out = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    for r in rows:
+        out.append("| " + " | ".join(str(x) for x in r) + " |")
+    return "\n".join(out)
+
+
+def write_section(name, text):
+    """Replace (or append) the section between <!-- name:start --> and
+    <!-- name:end --> of docs/BENCHMARKS.md."""
+    start, end = f"<!-- {name}:start -->", f"<!-- {name}:end -->"
+    DOC.parent.mkdir(parents=True, exist_ok=True)
+    doc = DOC.read_text() if DOC.exists() else "# Benchmarks\n"
+    block = f"{start}\n{text.rstrip()}\n{end}"
+    if start in doc and end in doc:
+        a, b = doc.index(start), doc.index(end) + len(end)
+        doc = doc[:a] + block + doc[b:]
+    else:
+        doc = doc.rstrip() + "\n\n" + block + "\n"
+    DOC.write_text(doc)
+    log(f"wrote the '{name}' section of {DOC}")
+
+
+def auroc(scores, labels):
+    from sklearn.metrics import roc_auc_score
+    return float(roc_auc_score(labels, scores))
+
+
+def auprc(scores, labels):
+    from sklearn.metrics import average_precision_score
+    return float(average_precision_score(labels, scores))
+
+
+def ocsvm_scores(train, test, nu=0.1, seed=0):
+    """OC-SVM (scikit-learn, RBF, gamma='scale') fitted on `train` rows;
+    anomaly scores (minus the decision function) of `test` rows."""
+    from sklearn.svm import OneClassSVM
+    t0 = time.time()
+    m = OneClassSVM(kernel="rbf", gamma="scale", nu=nu).fit(train)
+    s = -m.decision_function(test)
+    log(f"  OC-SVM: fit {len(train)} + score {len(test)} in {time.time() - t0:.0f}s ({len(m.support_)} support vectors)")
+    return s
