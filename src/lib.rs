@@ -9,6 +9,7 @@ pub mod device;
 pub mod error;
 pub mod evaluate;
 pub mod fake_pool;
+pub mod ffi;
 pub mod images;
 pub mod losses;
 pub mod metrics;
