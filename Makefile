@@ -7,8 +7,9 @@ export PATH := $(VENV)/bin:$(HOME)/.cargo/bin:$(PATH)
 export LIBTORCH_USE_PYTORCH := 1
 CARGO ?= cargo
 BIN := target/release/adgan
+PREFIX ?= /usr/local
 
-.PHONY: all build demo test bootstrap clean
+.PHONY: all build demo test bootstrap clean install header
 
 all: build
 
@@ -27,3 +28,12 @@ test: bootstrap
 
 clean:
 	$(CARGO) clean
+
+# The C API's package: lib/libadgan.so (SONAME), include/adgan.h, the CMake
+# package (find_package(adgan)) and adgan.pc under PREFIX; relocatable.
+install: build
+	cmake/install.sh "$(PREFIX)"
+
+# Regenerate include/adgan.h from src/ffi.rs (cbindgen; commit the result).
+header: bootstrap
+	ADGAN_WRITE_HEADER=1 $(CARGO) test --release --locked --test header
