@@ -16,6 +16,19 @@ if ! .venv/bin/python -c "import torch, sys; sys.exit(0 if torch.__version__.spl
   .venv/bin/python -m pip install -q "torch==$TORCH_VERSION"
 fi
 .venv/bin/python -m pip install -q -r scripts/requirements.txt
+# System tools for the C API's CMake package and its C, C++ and ITK consumers
+# (tests/consumers): cmake, pkg-config and ITK 5.
+need_pkgs=()
+command -v cmake >/dev/null 2>&1 || need_pkgs+=(cmake)
+command -v pkg-config >/dev/null 2>&1 || need_pkgs+=(pkg-config)
+dpkg -s libinsighttoolkit5-dev >/dev/null 2>&1 || need_pkgs+=(libinsighttoolkit5-dev)
+if [ ${#need_pkgs[@]} -gt 0 ]; then
+  echo "bootstrap: apt-get install ${need_pkgs[*]}" >&2
+  SUDO=""
+  [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${need_pkgs[@]}" >/dev/null
+fi
 # Fashion-MNIST for the ab-FMNIST quality benchmark (bench/abfmnist.py); the
 # tests do not need it, so a failed install only warns.
 if [ ! -f /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz ]; then

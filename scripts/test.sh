@@ -25,3 +25,27 @@ readelf -d target/release/libadgan.so | grep -E 'SONAME|RUNPATH'
 
 step "Slicer module: ADGANLib and the module's files (pytest tests/python)"
 .venv/bin/python -m pytest -q tests/python
+
+step "C API: install in a temporary prefix, move it, build and run the C, C++ and ITK consumers (ctest)"
+# include/adgan.h freshness and its version macros are checked by tests/header.rs (Rust tests).
+capi="$(mktemp -d)"
+trap 'rm -rf "$capi"' EXIT
+cmake/install.sh "$capi/prefix"
+cp -a "$capi/prefix" "$capi/moved" && rm -rf "$capi/prefix" # the install is relocatable
+if grep -rIl "$capi/prefix" "$capi/moved"; then
+  echo "the installed files above name the prefix they were installed in" >&2
+  exit 1
+fi
+export PKG_CONFIG_PATH="$capi/moved/lib/pkgconfig"
+pkg-config --print-errors --exact-version="$(sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -n1)" adgan
+printf '%s\n' '#include <adgan.h>' '#include <string.h>' \
+  'int main(void) { return strcmp(adgan_version_string(), ADGAN_VERSION_STRING) != 0; }' >"$capi/pc.c"
+# shellcheck disable=SC2046 # pkg-config's flags are meant to split
+cc -std=c99 -Wall -Werror "$capi/pc.c" -o "$capi/pc" $(pkg-config --cflags --libs adgan)
+env -u LD_LIBRARY_PATH "$capi/pc"
+echo "a C program built with pkg-config runs"
+unset PKG_CONFIG_PATH
+cmake -S tests/consumers -B "$capi/build" -DCMAKE_PREFIX_PATH="$capi/moved" \
+  -DCMAKE_BUILD_TYPE=RelWithDebInfo >"$capi/configure.log" || { cat "$capi/configure.log"; exit 1; }
+cmake --build "$capi/build" -j2
+(cd "$capi/build" && env -u LD_LIBRARY_PATH ctest --output-on-failure -j2)
