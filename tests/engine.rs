@@ -158,7 +158,8 @@ fn patch_extraction_counts_on_a_known_volume() {
         }
     }
     let mut exclude = vec![false; n];
-    exclude[45 + 64 * (45 + 64 * 1)] = true;
+    let z1 = 1; // slice 1
+    exclude[45 + 64 * (45 + 64 * z1)] = true;
     let case = Case {
         name: "known".into(),
         dims,

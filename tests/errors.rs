@@ -14,7 +14,7 @@ fn message(e: Error) -> String {
 fn missing_and_corrupt_volumes_name_the_file() {
     let dir = tempfile::tempdir().unwrap();
     let missing = dir.path().join("nope.nii.gz");
-    let e = Case::from_files(&[missing.clone()], None, None).unwrap_err();
+    let e = Case::from_files(std::slice::from_ref(&missing), None, None).unwrap_err();
     assert!(matches!(e, Error::Io { .. }));
     assert!(message(e).contains("nope.nii.gz"));
     let corrupt = dir.path().join("corrupt.nii.gz");

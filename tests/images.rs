@@ -202,7 +202,7 @@ fn lists_folders_files_and_lists() {
         std::fs::write(d.join(n), b"x").unwrap();
     }
     std::fs::write(d.join("notes.txt"), b"x").unwrap();
-    let got = images::list_images(&[d.clone()]).unwrap();
+    let got = images::list_images(std::slice::from_ref(&d)).unwrap();
     let names: Vec<_> = got
         .iter()
         .map(|p| p.file_name().unwrap().to_str().unwrap().to_string())

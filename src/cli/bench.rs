@@ -30,11 +30,13 @@ pub fn run(a: BenchArgs) -> Result<()> {
             patches,
             channel_names: vec!["flair".into()],
         };
-        let mut c = TrainConfig::default();
-        c.phase1_iterations = a.iters + 1;
-        c.phase2_iterations = a.iters + 1;
-        c.checkpoint_every = 0;
-        c.log_every = 0;
+        let c = TrainConfig {
+            phase1_iterations: a.iters + 1,
+            phase2_iterations: a.iters + 1,
+            checkpoint_every: 0,
+            log_every: 0,
+            ..Default::default()
+        };
         let mut marks: Vec<(adgan::progress::Stage, u64, Instant)> = Vec::new();
         let model = adgan::train(&data, &c, device, &Checkpointing::default(), &mut |p| {
             if p.iteration == 1 || p.iteration == a.iters + 1 {
@@ -72,11 +74,13 @@ pub fn run(a: BenchArgs) -> Result<()> {
     if a.what == "volume" || a.what == "all" {
         let (nx, ny, nz) = (a.shape[0], a.shape[1], a.shape[2]);
         let patches = Tensor::randn([256, 1, 32, 32], (Kind::Float, Device::Cpu));
-        let mut c = TrainConfig::default();
-        c.phase1_iterations = 1;
-        c.phase2_iterations = 1;
-        c.batch_size = 16;
-        c.checkpoint_every = 0;
+        let c = TrainConfig {
+            phase1_iterations: 1,
+            phase2_iterations: 1,
+            batch_size: 16,
+            checkpoint_every: 0,
+            ..Default::default()
+        };
         let data = TrainingData {
             patches,
             channel_names: vec!["flair".into()],

@@ -131,18 +131,16 @@ pub fn run(a: DemoArgs) -> Result<()> {
     ));
     adgan::render::write_roc_png(&roc_path, &curves)?;
     let hist_path = a.out.join("score_histogram.png");
-    let (healthy, lesion_s): (Vec<(f64, bool)>, Vec<(f64, bool)>) = patches
-        .model_scores
-        .iter()
-        .copied()
-        .zip(patches.labels.iter().copied())
-        .partition(|(_, l)| !l);
-    adgan::render::write_histogram_png(
-        &hist_path,
-        &healthy.iter().map(|x| x.0).collect::<Vec<_>>(),
-        &lesion_s.iter().map(|x| x.0).collect::<Vec<_>>(),
-        40,
-    )?;
+    let pick = |lesion: bool| -> Vec<f64> {
+        patches
+            .model_scores
+            .iter()
+            .zip(&patches.labels)
+            .filter(|(_, &l)| l == lesion)
+            .map(|(&s, _)| s)
+            .collect()
+    };
+    adgan::render::write_histogram_png(&hist_path, &pick(false), &pick(true), 40)?;
 
     // 5. Report.
     let report = json!({

@@ -27,7 +27,7 @@ pub fn normal_patches(n: usize, seed: u64) -> Tensor {
         let (a, b, c) = (
             r.next_f32() * 0.3 + 0.1,
             r.next_f32() * 0.3 + 0.1,
-            r.next_f32() * 6.28,
+            r.next_f32() * std::f32::consts::TAU,
         );
         let amp = 0.8 + 0.4 * r.next_f32();
         for y in 0..32 {
