@@ -34,6 +34,16 @@ TEST = [("TCGA-FG-6692", "fla_bet.nii.gz", "fusion_simple_seg.nii.gz"),
 PRESETS = {"quick": (200, 300, 32), "paper": (200_000, 150_000, 64)}
 
 
+def cached_eval(folder, model, fresh):
+    """The cases part of an earlier `adgan eval` report of this model, if
+    it is newer than the model (an interrupted run's evaluations are kept)."""
+    report = folder / "report.json"
+    if fresh or not report.exists() or report.stat().st_mtime < model.stat().st_mtime:
+        return None
+    common.log(f"reusing {report}")
+    return json.loads(report.read_text())["cases"]
+
+
 def read_npy(path):
     return np.load(path)
 
@@ -51,6 +61,7 @@ def main():
     ap.add_argument("--data", type=Path, default=DATA)
     ap.add_argument("--work", type=Path, default=common.ROOT / "target" / "bench" / "brain_mr")
     ap.add_argument("--no-write", action="store_true")
+    ap.add_argument("--fresh", action="store_true", help="retrain and re-evaluate what exists in the work folder")
     a = ap.parse_args()
     t_start = time.time()
     machine = common.machine()
@@ -61,14 +72,11 @@ def main():
     models = work / "models"
 
     args = ["train-variants", "--preset", a.preset, "--phase1-iterations", n, "--phase2-iterations", m,
-            "--seed", a.seed, "-o", models,
-            "--variant", "adgan-c", "--variant", "adgan:init=reset", "--variant", "wgan:m=0"]
+            "--seed", a.seed, "-o", models]
     for case, flair, seg in TRAIN:
         args += ["-v", a.data / case / flair, "--exclude", a.data / case / seg]
-    t0 = time.time()
-    trained = common.run_adgan(args, a.threads, a.device)
-    train_seconds = time.time() - t0
-    budget_of = {x["name"]: x["budget"] for x in trained["models"]}
+    budget_of, train_seconds = common.train_missing(args, ["adgan-c", "adgan:init=reset", "wgan:m=0"], models,
+                                                    a.threads, a.device, a.fresh)
 
     test_args = []
     for case, flair, seg in TEST:
@@ -80,18 +88,21 @@ def main():
         if name == "adgan-c":
             extra += ["--dump-patches"]
         t0 = time.time()
-        r = common.run_adgan(["eval", "-m", models / f"{name}.adgan", *test_args, "-o", work / "eval" / name, *extra],
-                             a.threads, a.device)
+        ev[name] = cached_eval(work / "eval" / name, models / f"{name}.adgan", a.fresh)
+        if ev[name] is None:
+            r = common.run_adgan(["eval", "-m", models / f"{name}.adgan", *test_args, "-o", work / "eval" / name,
+                                  *extra], a.threads, a.device)
+            ev[name] = r["cases"]
         eval_seconds[name] = time.time() - t0
-        ev[name] = r["cases"]
     # Healthy training windows for OC-SVM: the protocol's healthy windows of
     # the training cases are exactly the training patches (same stride,
     # brain fraction and exclusion).
     train_args = []
     for case, flair, seg in TRAIN:
         train_args += ["-v", a.data / case / flair, "--label", a.data / case / seg]
-    common.run_adgan(["eval", "-m", models / "adgan-c.adgan", *train_args, "-o", work / "eval" / "train-windows",
-                      "--no-map", "--dump-patches"], a.threads, a.device)
+    if cached_eval(work / "eval" / "train-windows", models / "adgan-c.adgan", a.fresh) is None:
+        common.run_adgan(["eval", "-m", models / "adgan-c.adgan", *train_args, "-o", work / "eval" / "train-windows",
+                          "--no-map", "--dump-patches"], a.threads, a.device)
 
     def load(folder):
         x = read_npy(folder / "patches.npy").reshape(-1, 32 * 32)
@@ -150,7 +161,7 @@ def main():
             f"{budget_of['adgan-c']['calibration_patches']} held out to calibrate); test: "
             f"{', '.join(c for c, _, _ in TEST)}. **The lesion labels are model-made** (BraTS-Toolkit fusion; "
             f"AURORA's from a T1c model, which may leave FLAIR-only edema unlabelled), not expert annotations. "
-            f"Training (shared phase 1): {train_seconds / 60:.1f} min; evaluation: "
+            f"Training in this run: {train_seconds / 60:.1f} min (each model's seconds in results.json); evaluation: "
             f"{sum(eval_seconds.values()) / 60:.1f} min; OC-SVM: {ocsvm_seconds / 60:.1f} min; whole run {total / 60:.1f} min.", "",
             f"Patch AUROC, windows at stride 8 with at least half brain, pooled over the test cases ({counts}):", "",
             common.markdown_table(["method"] + [f"lesion > {f * 100:.0f}%" + (" (paper)" if f == 0.75 else "") for f in fracs],

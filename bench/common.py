@@ -146,3 +146,26 @@ def ocsvm_scores(train, test, nu=0.1, seed=0):
     s = -m.decision_function(test)
     log(f"  OC-SVM: fit {len(train)} + score {len(test)} in {time.time() - t0:.0f}s ({len(m.support_)} support vectors)")
     return s
+
+
+def model_budget(path, threads=0):
+    """The training budget stored in a model file (`adgan info --json`)."""
+    out = subprocess.run([str(ADGAN), "info", "--json", str(path)], capture_output=True, text=True, check=True).stdout
+    return json.loads(out)["budget"]
+
+
+def train_missing(args, variants, models, threads, device, fresh=False):
+    """Run `adgan train-variants ARGS` for the variants whose model file is
+    missing (all with `fresh`); return {name: budget} of every variant.
+    An interrupted run's phase 1 is reused by train-variants itself."""
+    names = [v.split(":", 1)[0] for v in variants]
+    todo = [v for v, n in zip(variants, names) if fresh or not (models / f"{n}.adgan").exists()]
+    seconds = 0.0
+    if todo:
+        cmd = list(args)
+        for v in todo:
+            cmd += ["--variant", v]
+        seconds = run_adgan(cmd, threads, device)["_seconds"]
+    else:
+        log("every model exists: no training (--fresh retrains)")
+    return {n: model_budget(models / f"{n}.adgan") for n in names}, seconds
