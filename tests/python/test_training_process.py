@@ -82,7 +82,10 @@ kill -SEGV $$
     proc = JsonLinesProcess(fake, [], name="adgan train").start()
     events = []
     final = proc.wait(timeout=30, on_event=events.append)
-    assert events[0]["event"] == "progress"
+    # stdout and stderr are read on two threads: their relative order is not
+    # defined, only that every line of each arrives.
+    assert [e["event"] for e in events if e.get("stream") != "stderr"][0] == "progress"
+    assert any(e.get("stream") == "stderr" and "out of memory" in e["message"] for e in events)
     assert final["status"] == "failed" and final["returncode"] < 0
     assert final["message"].startswith("adgan train crashed (killed by SIGSEGV).")
     assert "out of memory" in final["message"]
