@@ -274,7 +274,7 @@ void adgan_train_options_free(AdganTrainOptions *options);
 /**
  * Reset every option (device, checkpoint, restart and channel names
  * included) to a named preset: "paper" (the paper's budget, a GPU job) or
- * "quick" (N = M = 300, batch 32: minutes on a CPU).
+ * "quick" (N = 200, M = 300, batch 32: minutes on a CPU).
  *
  * Errors: `ADGAN_STATUS_INVALID_ARGUMENT` for NULL or an unknown name.
  */

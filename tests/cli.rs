@@ -58,6 +58,20 @@ fn help_describes_every_option() {
         assert!(h.contains(flag), "train --help lacks {flag}");
     }
     every_option_is_described(&h);
+    // The presets' budgets as the help states them are the ones training uses
+    // (the Slicer panel mirrors them from this text, tests/python checks it).
+    let flat = h.split_whitespace().collect::<Vec<_>>().join(" ");
+    for (name, preset) in [
+        ("paper", adgan::train::Preset::Paper),
+        ("quick", adgan::train::Preset::Quick),
+    ] {
+        let c = adgan::train::TrainConfig::preset(preset);
+        let said = format!(
+            "{name} (N={}, M={}, batch {}",
+            c.phase1_iterations, c.phase2_iterations, c.batch_size
+        );
+        assert!(flat.contains(&said), "train --help does not say {said}");
+    }
     let o = adgan(&["score", "--help"]);
     let h = String::from_utf8_lossy(&o.stdout);
     for flag in [

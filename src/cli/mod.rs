@@ -105,8 +105,9 @@ pub struct TrainArgs {
     /// Output model file (written atomically).
     #[arg(long, short = 'o', value_name = "FILE")]
     pub out: PathBuf,
-    /// Option set to start from: paper (N=200000, M=150000, a GPU job) or
-    /// quick (minutes on a CPU). Options below override it.
+    /// Option set to start from: paper (N=200000, M=150000, batch 64: a GPU
+    /// job) or quick (N=200, M=300, batch 32: minutes on a CPU). Options
+    /// below override it.
     #[arg(long, value_enum, default_value = "paper")]
     pub preset: adgan::train::Preset,
     /// N: phase-1 WGAN-GP iterations.

@@ -1,6 +1,8 @@
 """Parameter-node schema and anomaly-map helpers (no Slicer needed)."""
 
 import math
+import re
+import subprocess
 
 import numpy as np
 import pytest
@@ -26,6 +28,18 @@ class FakeParameterNode:
 
     def GetNodeReferenceID(self, role):
         return self.refs.get(role)
+
+
+def test_presets_mirror_the_program(binary_path):
+    """The panel shows the budgets `adgan train --preset` applies."""
+    help_text = subprocess.run([str(binary_path), "train", "--help"], capture_output=True,
+                               text=True, check=True).stdout
+    flat = " ".join(help_text.split())
+    for name, p in PRESETS.items():
+        said = re.search(rf"{name} \(N=(\d+), M=(\d+), batch (\d+)", flat)
+        assert said, f"adgan train --help does not state the {name} preset"
+        assert tuple(map(int, said.groups())) == (
+            p["phase1_iterations"], p["phase2_iterations"], p["batch_size"])
 
 
 def test_defaults_and_round_trip():

@@ -34,8 +34,10 @@ from .errors import AdganError
 _EOF = object()
 
 PRESETS = {
-    # Mirrors `adgan train --preset`; shown in the panel, the program applies them.
-    "quick": {"phase1_iterations": 300, "phase2_iterations": 300, "batch_size": 32},
+    # Mirrors `adgan train --preset` (tests/python/test_parameters_and_maps.py
+    # checks it against `adgan train --help`); shown in the panel, the
+    # program applies them.
+    "quick": {"phase1_iterations": 200, "phase2_iterations": 300, "batch_size": 32},
     "paper": {"phase1_iterations": 200000, "phase2_iterations": 150000, "batch_size": 64},
 }
 
