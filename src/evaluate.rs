@@ -866,6 +866,26 @@ fn fork_checkpoint(from: &Path, to: &Path, config: &TrainConfig, channels: usize
     crate::tensor_file::write(to, &tensors, &json)
 }
 
+/// Whether `path` is a checkpoint at `(phase, iteration)` of a training
+/// with `config`'s phase-1 options (phase-2 options may differ).
+fn checkpoint_fits(path: &Path, config: &TrainConfig, phase: u64, iteration: u64) -> bool {
+    let Ok(file) = crate::tensor_file::read(path, "adGAN training checkpoint") else {
+        return false;
+    };
+    let Ok(meta) = serde_json::from_str::<serde_json::Value>(&file.json) else {
+        return false;
+    };
+    let Ok(mut c) = serde_json::from_value::<TrainConfig>(meta["config"].clone()) else {
+        return false;
+    };
+    c.phase2_iterations = config.phase2_iterations;
+    c.alpha = config.alpha;
+    c.critic_init = config.critic_init;
+    meta["phase"] == serde_json::json!(phase)
+        && meta["iteration"] == serde_json::json!(iteration)
+        && &c == config
+}
+
 /// Train several variants that share one phase 1 (the same seed and data
 /// give every variant the same phase 1, so it is run once): the first
 /// fine-tune variant with the base's N and some phase 2 runs in full, its
@@ -873,7 +893,10 @@ fn fork_checkpoint(from: &Path, to: &Path, config: &TrainConfig, channels: usize
 /// smaller N) is kept in `workdir`, and every other variant resumes from a
 /// copy of it with its own options. Each model equals the one
 /// [`crate::train::train`] gives for the variant's options alone (tested).
-/// stdWGAN variants train on their own. Returns `(name, model)` in order.
+/// stdWGAN variants train on their own. `on_model` gets each model as soon
+/// as it is trained (to save it). The working files stay in `workdir` until
+/// every variant is done: a run interrupted after its phase 1 reuses it.
+/// Returns `(name, model)` in order.
 pub fn train_variants(
     data: &TrainingData,
     base: &TrainConfig,
@@ -881,6 +904,7 @@ pub fn train_variants(
     device: Device,
     workdir: &Path,
     progress: &mut dyn FnMut(&str, &Progress) -> bool,
+    on_model: &mut dyn FnMut(&str, &Model) -> Result<()>,
 ) -> Result<Vec<(String, Model)>> {
     base.validate()?;
     std::fs::create_dir_all(workdir).map_err(|e| Error::io(workdir, e))?;
@@ -938,16 +962,23 @@ pub fn train_variants(
             && c.critic_init == CriticInit::FineTune
     });
     let needs_shared = variants.iter().any(|v| v.kind == VariantKind::AdGan);
-    if needs_shared {
-        let (name, cfg) = match main {
-            Some(k) => (variants[k].name.clone(), variants[k].config(base)),
-            None => {
-                let mut c = base.clone();
-                c.critic_init = CriticInit::FineTune;
-                c.phase2_iterations = c.phase2_iterations.max(1);
-                ("shared phase 1".to_string(), c)
-            }
-        };
+    let (name, cfg) = match main {
+        Some(k) => (variants[k].name.clone(), variants[k].config(base)),
+        None => {
+            let mut c = base.clone();
+            c.critic_init = CriticInit::FineTune;
+            c.phase2_iterations = c.phase2_iterations.max(1);
+            ("shared phase 1".to_string(), c)
+        }
+    };
+    // The phase 1 of an interrupted run with the same options is reused
+    // (resuming checks the data too).
+    let reuse = needs_shared
+        && checkpoint_fits(&shared, &cfg, 2, 0)
+        && snapshots
+            .iter()
+            .all(|&b| checkpoint_fits(&snap_path(b), &cfg, 1, b));
+    if needs_shared && !reuse {
         let ckpt = Checkpointing {
             path: Some(running.clone()),
             restart: true,
@@ -984,6 +1015,7 @@ pub fn train_variants(
         }
         let model = model?;
         if let Some(k) = main {
+            on_model(&variants[k].name, &model)?;
             out[k] = Some(model);
         }
     }
@@ -1012,6 +1044,7 @@ pub fn train_variants(
                 crate::train::train(data, &cfg, device, &ckpt, &mut |p| progress(&v.name, p))?
             }
         };
+        on_model(&v.name, &model)?;
         out[k] = Some(model);
     }
     for b in &snapshots {

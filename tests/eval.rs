@@ -322,6 +322,7 @@ fn variants_sharing_a_phase_1_equal_their_own_trainings() {
     ];
     let variants: Vec<Variant> = specs.iter().map(|s| Variant::parse(s).unwrap()).collect();
     let dir = tempfile::tempdir().unwrap();
+    let mut saved = Vec::new();
     let models = evaluate::train_variants(
         &data,
         &base,
@@ -329,8 +330,13 @@ fn variants_sharing_a_phase_1_equal_their_own_trainings() {
         Device::Cpu,
         dir.path(),
         &mut |_, _| true,
+        &mut |name, _| {
+            saved.push(name.to_string());
+            Ok(())
+        },
     )
     .unwrap();
+    assert_eq!(saved.len(), variants.len());
     assert_eq!(models.len(), variants.len());
     let probe = common::anomalous_patches(16, 9);
     for ((name, m), v) in models.iter().zip(&variants) {
@@ -360,24 +366,74 @@ fn variants_sharing_a_phase_1_equal_their_own_trainings() {
             "variant {name}"
         );
     }
+    // An interrupted run (here: saving the second model fails) keeps its
+    // phase 1, and the next run with the same phase-1 options reuses it.
+    let dir2 = tempfile::tempdir().unwrap();
+    let two = [
+        Variant::parse("c").unwrap(),
+        Variant::parse("r:init=reset").unwrap(),
+    ];
+    let failed = evaluate::train_variants(
+        &data,
+        &base,
+        &two,
+        Device::Cpu,
+        dir2.path(),
+        &mut |_, _| true,
+        &mut |name, _| {
+            if name == "r" {
+                Err(adgan::Error::invalid("disk full"))
+            } else {
+                Ok(())
+            }
+        },
+    );
+    assert!(failed.is_err());
+    let mut phase1 = 0;
+    let again = evaluate::train_variants(
+        &data,
+        &base,
+        &two,
+        Device::Cpu,
+        dir2.path(),
+        &mut |_, p| {
+            phase1 += usize::from(p.stage == adgan::progress::Stage::Wgan && p.iteration > 0);
+            true
+        },
+        &mut |_, _| Ok(()),
+    )
+    .unwrap();
+    assert_eq!(phase1, 0, "phase 1 ran again");
+    for (name, a) in &again {
+        let (_, b) = models.iter().find(|(n, _)| n == name).unwrap();
+        assert_eq!(raw(a, &probe), raw(b, &probe), "variant {name}");
+    }
     // The working files are gone.
     let left: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
     assert!(left.is_empty(), "{left:?}");
     // Bad variants are refused before any training.
     let bad = [Variant::parse("x:n=3").unwrap()];
-    assert!(
-        evaluate::train_variants(&data, &base, &bad, Device::Cpu, dir.path(), &mut |_, _| {
-            true
-        })
-        .is_err()
-    );
+    assert!(evaluate::train_variants(
+        &data,
+        &base,
+        &bad,
+        Device::Cpu,
+        dir.path(),
+        &mut |_, _| true,
+        &mut |_, _| Ok(())
+    )
+    .is_err());
     let bad = [Variant::parse("x:m=0,init=reset").unwrap()];
-    assert!(
-        evaluate::train_variants(&data, &base, &bad, Device::Cpu, dir.path(), &mut |_, _| {
-            true
-        })
-        .is_err()
-    );
+    assert!(evaluate::train_variants(
+        &data,
+        &base,
+        &bad,
+        Device::Cpu,
+        dir.path(),
+        &mut |_, _| true,
+        &mut |_, _| Ok(())
+    )
+    .is_err());
 }
 
 #[test]

@@ -523,30 +523,46 @@ pub fn train_variants(a: TrainVariantsArgs) -> Result<()> {
     std::fs::create_dir_all(out).map_err(|e| Error::io(out, e))?;
     let t0 = std::time::Instant::now();
     let mut current = String::new();
-    let models =
-        evaluate::train_variants(&data, &config, &variants, device, out, &mut |name, p| {
+    let ui = std::cell::RefCell::new(ui);
+    let models = evaluate::train_variants(
+        &data,
+        &config,
+        &variants,
+        device,
+        out,
+        &mut |name, p| {
+            let mut ui = ui.borrow_mut();
             if name != current {
                 current = name.to_string();
                 ui.finish();
                 ui.info(&format!("variant {name}"));
             }
             ui.update(p)
-        })?;
+        },
+        &mut |name, model| {
+            let path = out.join(format!("{name}.adgan"));
+            model.save(&path)?;
+            let b = &model.meta.budget;
+            ui.borrow().info(&format!(
+                "wrote {} (N={} M={}, {:.0}s + {:.0}s)",
+                path.display(),
+                b.phase1_iterations,
+                b.phase2_iterations,
+                b.phase1_seconds,
+                b.phase2_seconds
+            ));
+            Ok(())
+        },
+    )?;
+    let mut ui = ui.into_inner();
     ui.finish();
-    let mut written = Vec::new();
-    for (name, model) in &models {
-        let path = out.join(format!("{name}.adgan"));
-        model.save(&path)?;
-        ui.info(&format!(
-            "wrote {} (N={} M={}, {:.0}s + {:.0}s)",
-            path.display(),
-            model.meta.budget.phase1_iterations,
-            model.meta.budget.phase2_iterations,
-            model.meta.budget.phase1_seconds,
-            model.meta.budget.phase2_seconds
-        ));
-        written.push(json!({"name": name, "model": path, "budget": model.meta.budget}));
-    }
+    let written: Vec<serde_json::Value> = models
+        .iter()
+        .map(|(name, model)| {
+            let path = out.join(format!("{name}.adgan"));
+            json!({"name": name, "model": path, "budget": model.meta.budget})
+        })
+        .collect();
     ui.result(json!({"models": written, "seconds": t0.elapsed().as_secs_f64()}));
     Ok(())
 }
