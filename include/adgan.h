@@ -321,6 +321,13 @@ int32_t adgan_train_options_set_lambda_gp(AdganTrainOptions *options, double val
 int32_t adgan_train_options_set_alpha(AdganTrainOptions *options, double value);
 
 /**
+ * Concentration-loss weight inside phase 1's critic loss, finite and >= 0
+ * (Algorithm 1: 0). With phase 2 iterations 0 and this set to alpha the
+ * model is the paper's stdWGAN ablation (Eq. 2 in a plain WGAN-GP).
+ */
+int32_t adgan_train_options_set_phase1_alpha(AdganTrainOptions *options, double value);
+
+/**
  * k: add generator samples to the fake pool every k phase-1 iterations,
  * at least 1 (paper: 100).
  */

@@ -15,11 +15,9 @@
 
 use crate::error::{Error, Result};
 use crate::images;
-use crate::losses;
 use crate::metrics;
-use crate::model::{Budget, Calibration, Model, ModelMeta, FORMAT, FORMAT_VERSION, NORMALISATION};
-use crate::nets::{Critic, Generator, LATENT, PATCH};
-use crate::optim::Adam;
+use crate::model::Model;
+use crate::nets::{Critic, PATCH};
 use crate::preprocess::{
     normalise, plane_windows, slice_count, take_slice, window_fractions, Case,
 };
@@ -27,8 +25,6 @@ use crate::progress::{Progress, ProgressFn, Stage};
 use crate::rng::Rng;
 use crate::score::ScoreOptions;
 use crate::train::{Checkpointing, CriticInit, TrainConfig, TrainingData};
-use rand::seq::SliceRandom;
-use rand::SeedableRng;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 use tch::{nn, Device, Kind, Tensor};
@@ -455,7 +451,9 @@ impl Evaluation {
 /// A short name of a model's variant: `adGAN(c)`, `adGAN` or `WGAN critic`.
 pub fn variant_name(model: &Model) -> String {
     let t = &model.meta.training;
-    if model.meta.budget.phase2_iterations == 0 {
+    if model.meta.budget.phase2_iterations == 0 && t.phase1_alpha > 0.0 {
+        "stdWGAN".into()
+    } else if model.meta.budget.phase2_iterations == 0 {
         "WGAN critic".into()
     } else if t.critic_init == CriticInit::Reset {
         "adGAN".into()
@@ -911,7 +909,10 @@ pub fn train_variants(
     let n = base.phase1_iterations;
     for v in variants {
         let c = v.config(base);
-        c.validate()?;
+        c.validate().map_err(|e| match e {
+            Error::InvalidArgument(m) => Error::invalid(format!("variant {}: {m}", v.name)),
+            other => other,
+        })?;
         if v.kind == VariantKind::AdGan {
             if c.phase1_iterations > n {
                 return Err(Error::invalid(format!(
@@ -925,12 +926,6 @@ pub fn train_variants(
                 return Err(Error::invalid(format!(
                     "variant {}: N = {} must be a multiple of checkpoint_every ({})",
                     v.name, c.phase1_iterations, base.checkpoint_every
-                )));
-            }
-            if c.phase2_iterations == 0 && c.critic_init == CriticInit::Reset {
-                return Err(Error::invalid(format!(
-                    "variant {}: a reset critic with no phase 2 is untrained",
-                    v.name
                 )));
             }
         }
@@ -1061,125 +1056,23 @@ pub fn train_variants(
 /// The paper's stdWGAN (Sec. IV-E 2): a WGAN-GP trained for
 /// `phase1_iterations` with the concentration term `alpha * S(D(real))` in
 /// its critic loss from the start (Eq. 2 with the generator's current
-/// samples as fakes), no fake pool and no phase 2; its critic is the
-/// detector. Data split, calibration, initialisation and random streams are
-/// those of [`crate::train::train`].
+/// samples as fakes), no phase 2; its critic is the detector. This is
+/// [`crate::train::train`] with `phase1_alpha = alpha` and no phase 2 (the
+/// fake pool it collects is never used).
 pub fn train_std_wgan(
     data: &TrainingData,
     config: &TrainConfig,
     device: Device,
     progress: &mut ProgressFn,
 ) -> Result<Model> {
-    config.validate()?;
-    let channels = data.channels();
-    let n_all = data.len();
-    let mut order: Vec<i64> = (0..n_all as i64).collect();
-    let mut shuffle = rand_chacha::ChaCha8Rng::seed_from_u64(config.seed);
-    order.shuffle(&mut shuffle);
-    if config.max_patches > 0 && order.len() > config.max_patches {
-        order.truncate(config.max_patches);
-    }
-    let n_cal = ((order.len() as f64 * config.calibration_fraction).round() as usize).max(2);
-    if order.len() < n_cal + config.batch_size {
-        return Err(Error::invalid(format!(
-            "only {n_all} normal training patch(es): too few for batch {}",
-            config.batch_size
-        )));
-    }
-    let cal_patches = data
-        .patches
-        .index_select(0, &Tensor::from_slice(&order[..n_cal]));
-    let real = data
-        .patches
-        .index_select(0, &Tensor::from_slice(&order[n_cal..]))
-        .to_device(device);
-    let n_train = real.size()[0];
-    let generator_scale = real.abs().max().double_value(&[]).max(1.0);
-    let mut rng = Rng::stream(config.seed, 0, 0);
-    let vs_g = nn::VarStore::new(device);
-    let g = Generator::new(&vs_g.root(), channels as i64, generator_scale);
-    rng.init(&vs_g);
-    let vs_d = nn::VarStore::new(device);
-    let d = Critic::new(&vs_d.root(), channels as i64);
-    rng.init(&vs_d);
-    let mut adam_g = Adam::new(vs_g.trainable_variables(), config.adam);
-    let mut adam_d = Adam::new(vs_d.trainable_variables(), config.adam);
-    let bs = config.batch_size as i64;
-    let t0 = std::time::Instant::now();
-    let mut report = Progress::new(Stage::Wgan, 0, config.phase1_iterations);
-    for i in 0..config.phase1_iterations {
-        if i == 0 || (config.checkpoint_every > 0 && i % config.checkpoint_every == 0) {
-            rng = Rng::stream(config.seed, 1, i);
-        }
-        let critic = |x: &Tensor| d.forward(x);
-        let mut last = None;
-        for _ in 0..config.n_critic {
-            let x = real.index_select(0, &rng.indices(n_train, bs, device));
-            let f = tch::no_grad(|| g.forward_t(&rng.normal(&[bs, LATENT], device), true));
-            let a = rng.uniform(&[bs, 1, 1, 1], 0.0, 1.0, device);
-            let (loss, _) =
-                losses::critic_loss(&critic, &x, &f, &a, config.alpha, config.lambda_gp);
-            adam_d.zero_grad();
-            loss.backward();
-            adam_d.step();
-            last = Some(loss);
-        }
-        let f = g.forward_t(&rng.normal(&[bs, LATENT], device), true);
-        let lg = losses::generator_loss(&d.forward(&f));
-        adam_g.zero_grad();
-        lg.backward();
-        adam_g.step();
-        report.iteration = i + 1;
-        if config.log_every > 0 && (i % config.log_every == 0 || i + 1 == config.phase1_iterations)
-        {
-            if let Some(l) = &last {
-                report.critic_loss = l.double_value(&[]);
-                if !report.critic_loss.is_finite() {
-                    return Err(Error::Torch(format!(
-                        "stdWGAN diverged at iteration {i} (critic loss {})",
-                        report.critic_loss
-                    )));
-                }
-            }
-            report.generator_loss = lg.double_value(&[]);
-        }
-        if !progress(&report) {
-            return Err(Error::Cancelled);
-        }
-    }
-    let budget = Budget {
-        device: crate::device::device_name(device),
-        train_patches: n_train as usize,
-        calibration_patches: n_cal,
-        phase1_iterations: config.phase1_iterations,
-        phase1_seconds: t0.elapsed().as_secs_f64(),
-        ..Default::default()
+    let mut c = config.clone();
+    c.phase1_alpha = config.alpha;
+    c.phase2_iterations = 0;
+    c.critic_init = CriticInit::FineTune;
+    let no_checkpoints = Checkpointing {
+        path: None,
+        restart: false,
+        keep: false,
     };
-    let mut training = config.clone();
-    training.phase2_iterations = 0;
-    let meta = ModelMeta {
-        format: FORMAT.to_string(),
-        format_version: FORMAT_VERSION,
-        library_version: crate::VERSION.to_string(),
-        channels,
-        channel_names: data.channel_names.clone(),
-        patch_size: PATCH as usize,
-        slice_axis: config.sampling.slice_axis,
-        normalisation: NORMALISATION.to_string(),
-        generator_scale,
-        calibration: Calibration {
-            mean: 0.0,
-            std: 1.0,
-            samples: 0,
-            quantiles: vec![],
-            threshold: 3.0,
-        },
-        training,
-        budget,
-    };
-    let mut model = Model::from_parts(meta, vs_d, d);
-    let raw = crate::tensor_file::to_f32_vec(&model.raw_scores(&cal_patches, 1024)?)?;
-    let raw: Vec<f64> = raw.into_iter().map(f64::from).collect();
-    model.meta.calibration = Calibration::from_raw(&raw)?;
-    Ok(model)
+    crate::train::train(data, &c, device, &no_checkpoints, progress)
 }

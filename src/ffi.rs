@@ -637,6 +637,20 @@ pub unsafe extern "C" fn adgan_train_options_set_alpha(
     })
 }
 
+/// Concentration-loss weight inside phase 1's critic loss, finite and >= 0
+/// (Algorithm 1: 0). With phase 2 iterations 0 and this set to alpha the
+/// model is the paper's stdWGAN ablation (Eq. 2 in a plain WGAN-GP).
+#[no_mangle]
+pub unsafe extern "C" fn adgan_train_options_set_phase1_alpha(
+    options: *mut AdganTrainOptions,
+    value: f64,
+) -> i32 {
+    set(options, |o| {
+        o.config.phase1_alpha = finite_non_negative(value, "phase1_alpha")?;
+        Ok(())
+    })
+}
+
 /// k: add generator samples to the fake pool every k phase-1 iterations,
 /// at least 1 (paper: 100).
 #[no_mangle]
@@ -948,6 +962,49 @@ fn run_training(
     crate::train::train(&data, &o.config, device, &checkpointing, progress)
 }
 
+/// NULL, or an array of `n_cases` pointers (each may be NULL).
+unsafe fn per_case<'a, T>(
+    p: *const *const T,
+    n_cases: usize,
+    what: &str,
+) -> FfiResult<Option<&'a [*const T]>> {
+    if p.is_null() {
+        Ok(None)
+    } else {
+        array(p, n_cases, what).map(Some)
+    }
+}
+
+/// The common part of the two training entry points: read each case with
+/// `read_case` (reporting it as the "prepare" stage, cancellable), train,
+/// and hand the new model to `out`.
+fn train_cases(
+    o: &AdganTrainOptions,
+    n_cases: usize,
+    progress: AdganProgressFn,
+    user_data: *mut c_void,
+    out: &mut *mut AdganModel,
+    mut read_case: impl FnMut(usize) -> FfiResult<Case>,
+) -> FfiResult {
+    o.config.validate()?;
+    let mut report = progress_fn(progress, user_data);
+    let mut cases = Vec::with_capacity(n_cases);
+    for i in 0..n_cases {
+        cases.push(read_case(i)?);
+        let p = Progress::new(
+            crate::progress::Stage::Prepare,
+            i as u64 + 1,
+            n_cases as u64,
+        );
+        if !report(&p) {
+            return Err(Error::Cancelled);
+        }
+    }
+    let model = run_training(o, &cases, &mut report)?;
+    *out = Box::into_raw(Box::new(AdganModel { model }));
+    Ok(())
+}
+
 /// Up to this many cases per training call.
 const MAX_CASES: usize = 1 << 20;
 /// Up to this many channels per case.
@@ -992,16 +1049,8 @@ pub unsafe extern "C" fn adgan_train_files(
         let n_cases = count(n_cases, MAX_CASES, "n_cases")?;
         let n_channels = count(n_channels, MAX_CHANNELS, "n_channels")?;
         let volumes = array(volume_paths, n_cases * n_channels, "volume_paths")?;
-        let per_case =
-            |p: *const *const c_char, what: &str| -> FfiResult<Option<&[*const c_char]>> {
-                if p.is_null() {
-                    Ok(None)
-                } else {
-                    array(p, n_cases, what).map(Some)
-                }
-            };
-        let masks = per_case(mask_paths, "mask_paths")?;
-        let excludes = per_case(exclude_paths, "exclude_paths")?;
+        let masks = per_case(mask_paths, n_cases, "mask_paths")?;
+        let excludes = per_case(exclude_paths, n_cases, "exclude_paths")?;
         let optional =
             |list: Option<&[*const c_char]>, i: usize, what: &str| -> FfiResult<Option<PathBuf>> {
                 match list.map(|l| l[i]) {
@@ -1009,10 +1058,7 @@ pub unsafe extern "C" fn adgan_train_files(
                     _ => Ok(None),
                 }
             };
-        o.config.validate()?;
-        let mut report = progress_fn(progress, user_data);
-        let mut cases = Vec::with_capacity(n_cases);
-        for i in 0..n_cases {
+        train_cases(o, n_cases, progress, user_data, out, |i| {
             let paths = volumes[i * n_channels..(i + 1) * n_channels]
                 .iter()
                 .enumerate()
@@ -1020,20 +1066,8 @@ pub unsafe extern "C" fn adgan_train_files(
                 .collect::<FfiResult<Vec<_>>>()?;
             let mask = optional(masks, i, "mask_paths")?;
             let exclude = optional(excludes, i, "exclude_paths")?;
-            let (case, _) = Case::from_files(&paths, mask.as_deref(), exclude.as_deref())?;
-            cases.push(case);
-            let p = Progress::new(
-                crate::progress::Stage::Prepare,
-                i as u64 + 1,
-                n_cases as u64,
-            );
-            if !report(&p) {
-                return Err(Error::Cancelled);
-            }
-        }
-        let model = run_training(o, &cases, &mut report)?;
-        *out = Box::into_raw(Box::new(AdganModel { model }));
-        Ok(())
+            Ok(Case::from_files(&paths, mask.as_deref(), exclude.as_deref())?.0)
+        })
     })
 }
 
@@ -1078,41 +1112,19 @@ pub unsafe extern "C" fn adgan_train_buffers(
         let n_channels = count(n_channels, MAX_CHANNELS, "n_channels")?;
         let buffers = array(channels, n_cases * n_channels, "channels")?;
         let dims = array(dims, n_cases * 3, "dims")?;
-        let per_case = |p: *const *const u8, what: &str| -> FfiResult<Option<&[*const u8]>> {
-            if p.is_null() {
-                Ok(None)
-            } else {
-                array(p, n_cases, what).map(Some)
-            }
-        };
-        let brains = per_case(brain_masks, "brain_masks")?;
-        let excludes = per_case(exclude_masks, "exclude_masks")?;
-        o.config.validate()?;
-        let mut report = progress_fn(progress, user_data);
-        let mut cases = Vec::with_capacity(n_cases);
-        for i in 0..n_cases {
+        let brains = per_case(brain_masks, n_cases, "brain_masks")?;
+        let excludes = per_case(exclude_masks, n_cases, "exclude_masks")?;
+        train_cases(o, n_cases, progress, user_data, out, |i| {
             let name = format!("case {i}");
             let d = check_dims(dims[3 * i], dims[3 * i + 1], dims[3 * i + 2], &name)?;
-            let case = case_from_buffers(
+            case_from_buffers(
                 name,
                 &buffers[i * n_channels..(i + 1) * n_channels],
                 d,
                 brains.map_or(std::ptr::null(), |b| b[i]),
                 excludes.map_or(std::ptr::null(), |b| b[i]),
-            )?;
-            cases.push(case);
-            let p = Progress::new(
-                crate::progress::Stage::Prepare,
-                i as u64 + 1,
-                n_cases as u64,
-            );
-            if !report(&p) {
-                return Err(Error::Cancelled);
-            }
-        }
-        let model = run_training(o, &cases, &mut report)?;
-        *out = Box::into_raw(Box::new(AdganModel { model }));
-        Ok(())
+            )
+        })
     })
 }
 

@@ -54,8 +54,14 @@ pub struct TrainConfig {
     pub n_critic: usize,
     /// lambda: weight of the gradient penalty.
     pub lambda_gp: f64,
-    /// alpha: weight of the concentration term.
+    /// alpha: weight of the concentration term in phase 2.
     pub alpha: f64,
+    /// Weight of the concentration term inside phase 1's critic loss: 0 in
+    /// Algorithm 1. With `phase2_iterations` 0 and this set to alpha the
+    /// model is the paper's stdWGAN ablation (Table 5: Eq. 2 in a plain
+    /// WGAN-GP, no fake pool).
+    #[serde(default)]
+    pub phase1_alpha: f64,
     /// k: collect generator samples into the fake pool every k iterations.
     pub pool_every: u64,
     /// n: samples collected each time.
@@ -95,6 +101,7 @@ impl TrainConfig {
             n_critic: 5,
             lambda_gp: 10.0,
             alpha: 1.0,
+            phase1_alpha: 0.0,
             pool_every: 100,
             pool_draw: 64,
             critic_init: CriticInit::FineTune,
@@ -138,7 +145,15 @@ impl TrainConfig {
         if self.phase2_iterations > 0 && self.phase1_iterations == 0 {
             return bad("phase 2 needs a fake pool: phase1_iterations must be at least 1");
         }
-        for (name, v) in [("lambda_gp", self.lambda_gp), ("alpha", self.alpha)] {
+        if self.phase2_iterations == 0 && self.critic_init == CriticInit::Reset {
+            return bad("a reset critic with no phase 2 would be untrained: \
+                 give phase2_iterations >= 1 or critic_init fine-tune");
+        }
+        for (name, v) in [
+            ("lambda_gp", self.lambda_gp),
+            ("alpha", self.alpha),
+            ("phase1_alpha", self.phase1_alpha),
+        ] {
             if !v.is_finite() || v < 0.0 {
                 return Err(Error::invalid(format!(
                     "{name} = {v} (must be finite and >= 0)"
@@ -389,7 +404,8 @@ pub fn train(
                 let x = sample_real(&mut rng, bs);
                 let f = tch::no_grad(|| nets.g.forward_t(&z(&mut rng, bs), true));
                 let a = mix(&mut rng, bs);
-                let (loss, t) = losses::critic_loss(&critic, &x, &f, &a, 0.0, config.lambda_gp);
+                let (loss, t) =
+                    losses::critic_loss(&critic, &x, &f, &a, config.phase1_alpha, config.lambda_gp);
                 nets.adam_d.zero_grad();
                 loss.backward();
                 nets.adam_d.step();

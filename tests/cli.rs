@@ -35,6 +35,7 @@ fn help_describes_every_option() {
         "--n-critic",
         "--lambda-gp",
         "--alpha",
+        "--phase1-alpha",
         "--pool-every",
         "--pool-draw",
         "--critic-init",

@@ -139,6 +139,14 @@ fn bad_options_are_refused_before_any_work() {
     let mut c = common::tiny_config(2, 2);
     c.alpha = f64::NAN;
     assert!(c.validate().is_err());
+    let mut c = common::tiny_config(2, 0);
+    assert!(
+        c.validate().is_ok(),
+        "phase 1 only (the WGAN-GP critic) is a model"
+    );
+    c.critic_init = adgan::train::CriticInit::Reset;
+    let m = message(c.validate().unwrap_err());
+    assert!(m.contains("reset critic"), "{m}");
     assert!(
         adgan::device::parse_device("cuda:7").is_err() || adgan::device::cuda_device_count() > 7
     );

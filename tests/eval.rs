@@ -446,7 +446,8 @@ fn std_wgan_and_wgan_critic_are_calibrated() {
     c.batch_size = 8;
     let s = evaluate::train_std_wgan(&data, &c, Device::Cpu, &mut |_| true).unwrap();
     assert_eq!(s.meta.budget.phase2_iterations, 0);
-    assert_eq!(s.meta.budget.pool_size, 0);
+    assert_eq!(s.meta.training.phase1_alpha, c.alpha);
+    assert_eq!(evaluate::variant_name(&s), "stdWGAN");
     assert!(s.meta.calibration.std > 0.0 && s.meta.calibration.mean.is_finite());
     // train() with M = 0 is the plain WGAN-GP critic, calibrated too.
     let w = train(
@@ -461,6 +462,10 @@ fn std_wgan_and_wgan_critic_are_calibrated() {
     assert!(w.meta.calibration.std > 0.0);
     let scores = w.scores(&data.patches, 64).unwrap();
     assert!(scores.iter().all(|v| v.is_finite()));
+    // Same data, seed and draws: only the concentration term in phase 1
+    // tells the stdWGAN critic from the plain one.
+    let probe = common::anomalous_patches(16, 9);
+    assert_ne!(raw(&s, &probe), raw(&w, &probe));
 }
 
 #[test]

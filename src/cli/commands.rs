@@ -56,6 +56,7 @@ pub(super) fn config_from(a: &TrainArgs) -> TrainConfig {
     set!(n_critic = a.n_critic);
     set!(lambda_gp = a.lambda_gp);
     set!(alpha = a.alpha);
+    set!(phase1_alpha = a.phase1_alpha);
     set!(pool_every = a.pool_every);
     set!(pool_draw = a.pool_draw);
     set!(critic_init = a.critic_init);

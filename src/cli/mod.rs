@@ -128,6 +128,11 @@ pub struct TrainArgs {
     /// Concentration-loss weight alpha (paper: 1; 0 gives Eq. 1).
     #[arg(long)]
     pub alpha: Option<f64>,
+    /// Concentration-loss weight inside phase 1's critic loss (Algorithm 1:
+    /// 0). Set to alpha with --phase2-iterations 0 for the paper's stdWGAN
+    /// ablation (Eq. 2 in a plain WGAN-GP, no fake pool).
+    #[arg(long, value_name = "A")]
+    pub phase1_alpha: Option<f64>,
     /// k: add generator samples to the fake pool every k iterations (paper: 100).
     #[arg(long, value_name = "K")]
     pub pool_every: Option<u64>,

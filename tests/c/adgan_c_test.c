@@ -127,6 +127,7 @@ static void check_option_setters(void) {
     SETTER_U64(adgan_train_options_set_lambda_gp, -1.0, 10.0);
     SETTER_U64(adgan_train_options_set_lambda_gp, NAN, 10.0);
     SETTER_U64(adgan_train_options_set_alpha, INFINITY, 1.0);
+    SETTER_U64(adgan_train_options_set_phase1_alpha, -0.5, 0.0);
     SETTER_U64(adgan_train_options_set_pool_every, 0, 100);
     SETTER_U64(adgan_train_options_set_pool_draw, 0, 64);
     SETTER_U64(adgan_train_options_set_critic_init, 2, ADGAN_CRITIC_INIT_RESET);
