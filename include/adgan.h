@@ -268,6 +268,8 @@ AdganTrainOptions *adgan_train_options_new(void);
 /**
  * Free training options. NULL is accepted (nothing happens). The handle
  * must not be used afterwards.
+ *
+ * Not thread-safe on one handle: no other thread may be using it.
  */
 void adgan_train_options_free(AdganTrainOptions *options);
 
@@ -277,6 +279,9 @@ void adgan_train_options_free(AdganTrainOptions *options);
  * "quick" (N = 200, M = 300, batch 32: minutes on a CPU).
  *
  * Errors: `ADGAN_STATUS_INVALID_ARGUMENT` for NULL or an unknown name.
+ *
+ * Not thread-safe on one handle: do not modify a handle another thread
+ * is using.
  */
 int32_t adgan_train_options_set_preset(AdganTrainOptions *options, const char *name);
 
@@ -285,38 +290,70 @@ int32_t adgan_train_options_set_preset(AdganTrainOptions *options, const char *n
  * has a phase 1 to take its fake pool from.
  *
  * Errors: `ADGAN_STATUS_INVALID_ARGUMENT` naming the bad option.
+ *
+ * Thread-safe (reads the handle only).
  */
 int32_t adgan_train_options_validate(const AdganTrainOptions *options);
 
 /**
  * N: phase-1 (WGAN-GP) iterations (paper: 200000). 0 skips training
  * (then phase 2 must be 0 too).
+ *
+ * Errors: `ADGAN_STATUS_INVALID_ARGUMENT` for a NULL handle or a value
+ * out of range; the option is then unchanged.
+ * Not thread-safe on one handle: do not modify a handle another thread
+ * is using.
  */
 int32_t adgan_train_options_set_phase1_iterations(AdganTrainOptions *options, uint64_t value);
 
 /**
  * M: phase-2 critic iterations with the concentration loss (paper: 150000).
+ *
+ * Errors: `ADGAN_STATUS_INVALID_ARGUMENT` for a NULL handle or a value
+ * out of range; the option is then unchanged.
+ * Not thread-safe on one handle: do not modify a handle another thread
+ * is using.
  */
 int32_t adgan_train_options_set_phase2_iterations(AdganTrainOptions *options, uint64_t value);
 
 /**
  * m: patches per batch, at least 2 (paper: 64).
+ *
+ * Errors: `ADGAN_STATUS_INVALID_ARGUMENT` for a NULL handle or a value
+ * out of range; the option is then unchanged.
+ * Not thread-safe on one handle: do not modify a handle another thread
+ * is using.
  */
 int32_t adgan_train_options_set_batch_size(AdganTrainOptions *options, uint64_t value);
 
 /**
  * Critic updates per generator update in phase 1, at least 1 (paper: 5).
+ *
+ * Errors: `ADGAN_STATUS_INVALID_ARGUMENT` for a NULL handle or a value
+ * out of range; the option is then unchanged.
+ * Not thread-safe on one handle: do not modify a handle another thread
+ * is using.
  */
 int32_t adgan_train_options_set_n_critic(AdganTrainOptions *options, uint64_t value);
 
 /**
  * lambda: gradient-penalty weight, finite and >= 0 (paper: 10).
+ *
+ * Errors: `ADGAN_STATUS_INVALID_ARGUMENT` for a NULL handle or a value
+ * out of range; the option is then unchanged.
+ * Not thread-safe on one handle: do not modify a handle another thread
+ * is using.
  */
 int32_t adgan_train_options_set_lambda_gp(AdganTrainOptions *options, double value);
 
 /**
  * alpha: concentration-loss weight, finite and >= 0 (paper: 1; 0 gives
  * the plain critic loss).
+ *
+ * Errors: `ADGAN_STATUS_INVALID_ARGUMENT` for a NULL handle or a value
+ * out of range; the option is then unchanged.
+ * Not thread-safe on one handle: do not modify a handle another thread
+ * is using.
  */
 int32_t adgan_train_options_set_alpha(AdganTrainOptions *options, double value);
 
@@ -324,17 +361,32 @@ int32_t adgan_train_options_set_alpha(AdganTrainOptions *options, double value);
  * Concentration-loss weight inside phase 1's critic loss, finite and >= 0
  * (Algorithm 1: 0). With phase 2 iterations 0 and this set to alpha the
  * model is the paper's stdWGAN ablation (Eq. 2 in a plain WGAN-GP).
+ *
+ * Errors: `ADGAN_STATUS_INVALID_ARGUMENT` for a NULL handle or a value
+ * out of range; the option is then unchanged.
+ * Not thread-safe on one handle: do not modify a handle another thread
+ * is using.
  */
 int32_t adgan_train_options_set_phase1_alpha(AdganTrainOptions *options, double value);
 
 /**
  * k: add generator samples to the fake pool every k phase-1 iterations,
  * at least 1 (paper: 100).
+ *
+ * Errors: `ADGAN_STATUS_INVALID_ARGUMENT` for a NULL handle or a value
+ * out of range; the option is then unchanged.
+ * Not thread-safe on one handle: do not modify a handle another thread
+ * is using.
  */
 int32_t adgan_train_options_set_pool_every(AdganTrainOptions *options, uint64_t value);
 
 /**
  * n: samples added to the fake pool each time, at least 1 (paper: 64).
+ *
+ * Errors: `ADGAN_STATUS_INVALID_ARGUMENT` for a NULL handle or a value
+ * out of range; the option is then unchanged.
+ * Not thread-safe on one handle: do not modify a handle another thread
+ * is using.
  */
 int32_t adgan_train_options_set_pool_draw(AdganTrainOptions *options, uint64_t value);
 
@@ -342,74 +394,139 @@ int32_t adgan_train_options_set_pool_draw(AdganTrainOptions *options, uint64_t v
  * Phase-2 critic: `ADGAN_CRITIC_INIT_FINE_TUNE` (0, adGAN(c), the
  * default) or `ADGAN_CRITIC_INIT_RESET` (1, adGAN). Other values:
  * `ADGAN_STATUS_INVALID_ARGUMENT`.
+ *
+ * Errors: `ADGAN_STATUS_INVALID_ARGUMENT` for a NULL handle or a value
+ * out of range; the option is then unchanged.
+ * Not thread-safe on one handle: do not modify a handle another thread
+ * is using.
  */
 int32_t adgan_train_options_set_critic_init(AdganTrainOptions *options, int32_t value);
 
 /**
  * Adam learning rate, finite and > 0 (paper: 1e-4).
+ *
+ * Errors: `ADGAN_STATUS_INVALID_ARGUMENT` for a NULL handle or a value
+ * out of range; the option is then unchanged.
+ * Not thread-safe on one handle: do not modify a handle another thread
+ * is using.
  */
 int32_t adgan_train_options_set_learning_rate(AdganTrainOptions *options, double value);
 
 /**
  * Adam beta1, in [0, 1) (default 0.5).
+ *
+ * Errors: `ADGAN_STATUS_INVALID_ARGUMENT` for a NULL handle or a value
+ * out of range; the option is then unchanged.
+ * Not thread-safe on one handle: do not modify a handle another thread
+ * is using.
  */
 int32_t adgan_train_options_set_beta1(AdganTrainOptions *options, double value);
 
 /**
  * Adam beta2, in [0, 1) (default 0.9).
+ *
+ * Errors: `ADGAN_STATUS_INVALID_ARGUMENT` for a NULL handle or a value
+ * out of range; the option is then unchanged.
+ * Not thread-safe on one handle: do not modify a handle another thread
+ * is using.
  */
 int32_t adgan_train_options_set_beta2(AdganTrainOptions *options, double value);
 
 /**
  * Slice axis of the 2-D patches: 0 (x), 1 (y) or 2 (z, the default: axial
  * slices on BraTS-like grids). The model remembers it for scoring.
+ *
+ * Errors: `ADGAN_STATUS_INVALID_ARGUMENT` for a NULL handle or a value
+ * out of range; the option is then unchanged.
+ * Not thread-safe on one handle: do not modify a handle another thread
+ * is using.
  */
 int32_t adgan_train_options_set_slice_axis(AdganTrainOptions *options, int32_t value);
 
 /**
  * Step between training windows, in pixels, 1 to 32 (default 8).
+ *
+ * Errors: `ADGAN_STATUS_INVALID_ARGUMENT` for a NULL handle or a value
+ * out of range; the option is then unchanged.
+ * Not thread-safe on one handle: do not modify a handle another thread
+ * is using.
  */
 int32_t adgan_train_options_set_patch_stride(AdganTrainOptions *options, uint64_t value);
 
 /**
  * Keep training windows with at least this fraction of brain, 0 to 1
  * (default 0.5). Scoring paints the map with windows of the same fraction.
+ *
+ * Errors: `ADGAN_STATUS_INVALID_ARGUMENT` for a NULL handle or a value
+ * out of range; the option is then unchanged.
+ * Not thread-safe on one handle: do not modify a handle another thread
+ * is using.
  */
 int32_t adgan_train_options_set_min_brain_fraction(AdganTrainOptions *options, double value);
 
 /**
  * Fraction of normal patches held out to calibrate scores, strictly
  * between 0 and 1 (default 0.1).
+ *
+ * Errors: `ADGAN_STATUS_INVALID_ARGUMENT` for a NULL handle or a value
+ * out of range; the option is then unchanged.
+ * Not thread-safe on one handle: do not modify a handle another thread
+ * is using.
  */
 int32_t adgan_train_options_set_calibration_fraction(AdganTrainOptions *options, double value);
 
 /**
  * Use at most this many training patches, a random subset (0: all, the
  * default).
+ *
+ * Errors: `ADGAN_STATUS_INVALID_ARGUMENT` for a NULL handle or a value
+ * out of range; the option is then unchanged.
+ * Not thread-safe on one handle: do not modify a handle another thread
+ * is using.
  */
 int32_t adgan_train_options_set_max_patches(AdganTrainOptions *options, uint64_t value);
 
 /**
  * Random seed (default 0). The same seed, data and options give the same
  * model on the CPU.
+ *
+ * Errors: `ADGAN_STATUS_INVALID_ARGUMENT` for a NULL handle or a value
+ * out of range; the option is then unchanged.
+ * Not thread-safe on one handle: do not modify a handle another thread
+ * is using.
  */
 int32_t adgan_train_options_set_seed(AdganTrainOptions *options, uint64_t value);
 
 /**
- * Write a checkpoint every this many iterations (0: never; default 5000).
+ * Write a checkpoint every this many iterations (0: only when phase 2 starts; default 5000).
  * Only effective with a checkpoint path.
+ *
+ * Errors: `ADGAN_STATUS_INVALID_ARGUMENT` for a NULL handle or a value
+ * out of range; the option is then unchanged.
+ * Not thread-safe on one handle: do not modify a handle another thread
+ * is using.
  */
 int32_t adgan_train_options_set_checkpoint_every(AdganTrainOptions *options, uint64_t value);
 
 /**
  * Restart (1) or resume (0, the default) when the checkpoint file exists.
  * Other values: `ADGAN_STATUS_INVALID_ARGUMENT`.
+ *
+ * Errors: `ADGAN_STATUS_INVALID_ARGUMENT` for a NULL handle or a value
+ * out of range; the option is then unchanged.
+ * Not thread-safe on one handle: do not modify a handle another thread
+ * is using.
  */
 int32_t adgan_train_options_set_restart(AdganTrainOptions *options, int32_t value);
 
 /**
  * Measure losses (a device sync) and report them to the progress callback
  * every this many iterations (0: never; default 50).
+ *
+ * Errors: `ADGAN_STATUS_INVALID_ARGUMENT` for a NULL handle or a value
+ * out of range; the option is then unchanged.
+ * Not thread-safe on one handle: do not modify a handle another thread
+ * is using.
  */
 int32_t adgan_train_options_set_log_every(AdganTrainOptions *options, uint64_t value);
 
@@ -420,6 +537,9 @@ int32_t adgan_train_options_set_log_every(AdganTrainOptions *options, uint64_t v
  * successful training.
  *
  * Errors: `ADGAN_STATUS_INVALID_ARGUMENT` for a NULL handle or "" path.
+ *
+ * Not thread-safe on one handle: do not modify a handle another thread
+ * is using.
  */
 int32_t adgan_train_options_set_checkpoint_path(AdganTrainOptions *options,
                                                 const char *path_or_null);
@@ -430,6 +550,9 @@ int32_t adgan_train_options_set_checkpoint_path(AdganTrainOptions *options,
  *
  * Errors: `ADGAN_STATUS_INVALID_ARGUMENT` for NULL or an unknown name,
  * `ADGAN_STATUS_DEVICE` when the CUDA device does not exist.
+ *
+ * Not thread-safe on one handle: do not modify a handle another thread
+ * is using.
  */
 int32_t adgan_train_options_set_device(AdganTrainOptions *options, const char *device);
 
@@ -438,6 +561,11 @@ int32_t adgan_train_options_set_device(AdganTrainOptions *options, const char *d
  * in the model. NULL restores the default: "flair" for one channel,
  * "ch0,ch1,..." for several. Training fails with
  * `ADGAN_STATUS_INVALID_ARGUMENT` when the count differs from the data's.
+ *
+ * Errors: `ADGAN_STATUS_INVALID_ARGUMENT` for a NULL handle or a value
+ * out of range; the option is then unchanged.
+ * Not thread-safe on one handle: do not modify a handle another thread
+ * is using.
  */
 int32_t adgan_train_options_set_channel_names(AdganTrainOptions *options,
                                               const char *names_or_null);

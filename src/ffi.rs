@@ -423,14 +423,16 @@ fn write_c_string(s: &str, buf: *mut c_char, buf_len: usize, what: &str) -> FfiR
 /// Returns a static NUL-terminated string: never free it. Thread-safe.
 #[no_mangle]
 pub extern "C" fn adgan_version_string() -> *const c_char {
-    concat!(env!("CARGO_PKG_VERSION"), "\0").as_ptr() as *const c_char
+    catch(std::ptr::null(), || {
+        concat!(env!("CARGO_PKG_VERSION"), "\0").as_ptr() as *const c_char
+    })
 }
 
 /// The library's ABI version; equals `ADGAN_ABI_VERSION` when the header
 /// and the library match. Thread-safe.
 #[no_mangle]
 pub extern "C" fn adgan_abi_version() -> u32 {
-    ADGAN_ABI_VERSION
+    catch(0, || ADGAN_ABI_VERSION)
 }
 
 /// The message of the last failed adGAN call on the calling thread, or ""
@@ -494,6 +496,8 @@ pub extern "C" fn adgan_train_options_new() -> *mut AdganTrainOptions {
 
 /// Free training options. NULL is accepted (nothing happens). The handle
 /// must not be used afterwards.
+///
+/// Not thread-safe on one handle: no other thread may be using it.
 #[no_mangle]
 pub unsafe extern "C" fn adgan_train_options_free(options: *mut AdganTrainOptions) {
     catch((), || {
@@ -508,6 +512,9 @@ pub unsafe extern "C" fn adgan_train_options_free(options: *mut AdganTrainOption
 /// "quick" (N = 200, M = 300, batch 32: minutes on a CPU).
 ///
 /// Errors: `ADGAN_STATUS_INVALID_ARGUMENT` for NULL or an unknown name.
+///
+/// Not thread-safe on one handle: do not modify a handle another thread
+/// is using.
 #[no_mangle]
 pub unsafe extern "C" fn adgan_train_options_set_preset(
     options: *mut AdganTrainOptions,
@@ -529,6 +536,8 @@ pub unsafe extern "C" fn adgan_train_options_set_preset(
 /// has a phase 1 to take its fake pool from.
 ///
 /// Errors: `ADGAN_STATUS_INVALID_ARGUMENT` naming the bad option.
+///
+/// Thread-safe (reads the handle only).
 #[no_mangle]
 pub unsafe extern "C" fn adgan_train_options_validate(options: *const AdganTrainOptions) -> i32 {
     guard(|| reference(options, "options")?.config.validate())
@@ -562,6 +571,11 @@ fn finite_non_negative(v: f64, what: &str) -> FfiResult<f64> {
 
 /// N: phase-1 (WGAN-GP) iterations (paper: 200000). 0 skips training
 /// (then phase 2 must be 0 too).
+///
+/// Errors: `ADGAN_STATUS_INVALID_ARGUMENT` for a NULL handle or a value
+/// out of range; the option is then unchanged.
+/// Not thread-safe on one handle: do not modify a handle another thread
+/// is using.
 #[no_mangle]
 pub unsafe extern "C" fn adgan_train_options_set_phase1_iterations(
     options: *mut AdganTrainOptions,
@@ -574,6 +588,11 @@ pub unsafe extern "C" fn adgan_train_options_set_phase1_iterations(
 }
 
 /// M: phase-2 critic iterations with the concentration loss (paper: 150000).
+///
+/// Errors: `ADGAN_STATUS_INVALID_ARGUMENT` for a NULL handle or a value
+/// out of range; the option is then unchanged.
+/// Not thread-safe on one handle: do not modify a handle another thread
+/// is using.
 #[no_mangle]
 pub unsafe extern "C" fn adgan_train_options_set_phase2_iterations(
     options: *mut AdganTrainOptions,
@@ -586,6 +605,11 @@ pub unsafe extern "C" fn adgan_train_options_set_phase2_iterations(
 }
 
 /// m: patches per batch, at least 2 (paper: 64).
+///
+/// Errors: `ADGAN_STATUS_INVALID_ARGUMENT` for a NULL handle or a value
+/// out of range; the option is then unchanged.
+/// Not thread-safe on one handle: do not modify a handle another thread
+/// is using.
 #[no_mangle]
 pub unsafe extern "C" fn adgan_train_options_set_batch_size(
     options: *mut AdganTrainOptions,
@@ -601,6 +625,11 @@ pub unsafe extern "C" fn adgan_train_options_set_batch_size(
 }
 
 /// Critic updates per generator update in phase 1, at least 1 (paper: 5).
+///
+/// Errors: `ADGAN_STATUS_INVALID_ARGUMENT` for a NULL handle or a value
+/// out of range; the option is then unchanged.
+/// Not thread-safe on one handle: do not modify a handle another thread
+/// is using.
 #[no_mangle]
 pub unsafe extern "C" fn adgan_train_options_set_n_critic(
     options: *mut AdganTrainOptions,
@@ -613,6 +642,11 @@ pub unsafe extern "C" fn adgan_train_options_set_n_critic(
 }
 
 /// lambda: gradient-penalty weight, finite and >= 0 (paper: 10).
+///
+/// Errors: `ADGAN_STATUS_INVALID_ARGUMENT` for a NULL handle or a value
+/// out of range; the option is then unchanged.
+/// Not thread-safe on one handle: do not modify a handle another thread
+/// is using.
 #[no_mangle]
 pub unsafe extern "C" fn adgan_train_options_set_lambda_gp(
     options: *mut AdganTrainOptions,
@@ -626,6 +660,11 @@ pub unsafe extern "C" fn adgan_train_options_set_lambda_gp(
 
 /// alpha: concentration-loss weight, finite and >= 0 (paper: 1; 0 gives
 /// the plain critic loss).
+///
+/// Errors: `ADGAN_STATUS_INVALID_ARGUMENT` for a NULL handle or a value
+/// out of range; the option is then unchanged.
+/// Not thread-safe on one handle: do not modify a handle another thread
+/// is using.
 #[no_mangle]
 pub unsafe extern "C" fn adgan_train_options_set_alpha(
     options: *mut AdganTrainOptions,
@@ -640,6 +679,11 @@ pub unsafe extern "C" fn adgan_train_options_set_alpha(
 /// Concentration-loss weight inside phase 1's critic loss, finite and >= 0
 /// (Algorithm 1: 0). With phase 2 iterations 0 and this set to alpha the
 /// model is the paper's stdWGAN ablation (Eq. 2 in a plain WGAN-GP).
+///
+/// Errors: `ADGAN_STATUS_INVALID_ARGUMENT` for a NULL handle or a value
+/// out of range; the option is then unchanged.
+/// Not thread-safe on one handle: do not modify a handle another thread
+/// is using.
 #[no_mangle]
 pub unsafe extern "C" fn adgan_train_options_set_phase1_alpha(
     options: *mut AdganTrainOptions,
@@ -653,6 +697,11 @@ pub unsafe extern "C" fn adgan_train_options_set_phase1_alpha(
 
 /// k: add generator samples to the fake pool every k phase-1 iterations,
 /// at least 1 (paper: 100).
+///
+/// Errors: `ADGAN_STATUS_INVALID_ARGUMENT` for a NULL handle or a value
+/// out of range; the option is then unchanged.
+/// Not thread-safe on one handle: do not modify a handle another thread
+/// is using.
 #[no_mangle]
 pub unsafe extern "C" fn adgan_train_options_set_pool_every(
     options: *mut AdganTrainOptions,
@@ -666,6 +715,11 @@ pub unsafe extern "C" fn adgan_train_options_set_pool_every(
 }
 
 /// n: samples added to the fake pool each time, at least 1 (paper: 64).
+///
+/// Errors: `ADGAN_STATUS_INVALID_ARGUMENT` for a NULL handle or a value
+/// out of range; the option is then unchanged.
+/// Not thread-safe on one handle: do not modify a handle another thread
+/// is using.
 #[no_mangle]
 pub unsafe extern "C" fn adgan_train_options_set_pool_draw(
     options: *mut AdganTrainOptions,
@@ -680,6 +734,11 @@ pub unsafe extern "C" fn adgan_train_options_set_pool_draw(
 /// Phase-2 critic: `ADGAN_CRITIC_INIT_FINE_TUNE` (0, adGAN(c), the
 /// default) or `ADGAN_CRITIC_INIT_RESET` (1, adGAN). Other values:
 /// `ADGAN_STATUS_INVALID_ARGUMENT`.
+///
+/// Errors: `ADGAN_STATUS_INVALID_ARGUMENT` for a NULL handle or a value
+/// out of range; the option is then unchanged.
+/// Not thread-safe on one handle: do not modify a handle another thread
+/// is using.
 #[no_mangle]
 pub unsafe extern "C" fn adgan_train_options_set_critic_init(
     options: *mut AdganTrainOptions,
@@ -700,6 +759,11 @@ pub unsafe extern "C" fn adgan_train_options_set_critic_init(
 }
 
 /// Adam learning rate, finite and > 0 (paper: 1e-4).
+///
+/// Errors: `ADGAN_STATUS_INVALID_ARGUMENT` for a NULL handle or a value
+/// out of range; the option is then unchanged.
+/// Not thread-safe on one handle: do not modify a handle another thread
+/// is using.
 #[no_mangle]
 pub unsafe extern "C" fn adgan_train_options_set_learning_rate(
     options: *mut AdganTrainOptions,
@@ -715,6 +779,11 @@ pub unsafe extern "C" fn adgan_train_options_set_learning_rate(
 }
 
 /// Adam beta1, in [0, 1) (default 0.5).
+///
+/// Errors: `ADGAN_STATUS_INVALID_ARGUMENT` for a NULL handle or a value
+/// out of range; the option is then unchanged.
+/// Not thread-safe on one handle: do not modify a handle another thread
+/// is using.
 #[no_mangle]
 pub unsafe extern "C" fn adgan_train_options_set_beta1(
     options: *mut AdganTrainOptions,
@@ -730,6 +799,11 @@ pub unsafe extern "C" fn adgan_train_options_set_beta1(
 }
 
 /// Adam beta2, in [0, 1) (default 0.9).
+///
+/// Errors: `ADGAN_STATUS_INVALID_ARGUMENT` for a NULL handle or a value
+/// out of range; the option is then unchanged.
+/// Not thread-safe on one handle: do not modify a handle another thread
+/// is using.
 #[no_mangle]
 pub unsafe extern "C" fn adgan_train_options_set_beta2(
     options: *mut AdganTrainOptions,
@@ -746,6 +820,11 @@ pub unsafe extern "C" fn adgan_train_options_set_beta2(
 
 /// Slice axis of the 2-D patches: 0 (x), 1 (y) or 2 (z, the default: axial
 /// slices on BraTS-like grids). The model remembers it for scoring.
+///
+/// Errors: `ADGAN_STATUS_INVALID_ARGUMENT` for a NULL handle or a value
+/// out of range; the option is then unchanged.
+/// Not thread-safe on one handle: do not modify a handle another thread
+/// is using.
 #[no_mangle]
 pub unsafe extern "C" fn adgan_train_options_set_slice_axis(
     options: *mut AdganTrainOptions,
@@ -761,6 +840,11 @@ pub unsafe extern "C" fn adgan_train_options_set_slice_axis(
 }
 
 /// Step between training windows, in pixels, 1 to 32 (default 8).
+///
+/// Errors: `ADGAN_STATUS_INVALID_ARGUMENT` for a NULL handle or a value
+/// out of range; the option is then unchanged.
+/// Not thread-safe on one handle: do not modify a handle another thread
+/// is using.
 #[no_mangle]
 pub unsafe extern "C" fn adgan_train_options_set_patch_stride(
     options: *mut AdganTrainOptions,
@@ -777,6 +861,11 @@ pub unsafe extern "C" fn adgan_train_options_set_patch_stride(
 
 /// Keep training windows with at least this fraction of brain, 0 to 1
 /// (default 0.5). Scoring paints the map with windows of the same fraction.
+///
+/// Errors: `ADGAN_STATUS_INVALID_ARGUMENT` for a NULL handle or a value
+/// out of range; the option is then unchanged.
+/// Not thread-safe on one handle: do not modify a handle another thread
+/// is using.
 #[no_mangle]
 pub unsafe extern "C" fn adgan_train_options_set_min_brain_fraction(
     options: *mut AdganTrainOptions,
@@ -793,6 +882,11 @@ pub unsafe extern "C" fn adgan_train_options_set_min_brain_fraction(
 
 /// Fraction of normal patches held out to calibrate scores, strictly
 /// between 0 and 1 (default 0.1).
+///
+/// Errors: `ADGAN_STATUS_INVALID_ARGUMENT` for a NULL handle or a value
+/// out of range; the option is then unchanged.
+/// Not thread-safe on one handle: do not modify a handle another thread
+/// is using.
 #[no_mangle]
 pub unsafe extern "C" fn adgan_train_options_set_calibration_fraction(
     options: *mut AdganTrainOptions,
@@ -809,6 +903,11 @@ pub unsafe extern "C" fn adgan_train_options_set_calibration_fraction(
 
 /// Use at most this many training patches, a random subset (0: all, the
 /// default).
+///
+/// Errors: `ADGAN_STATUS_INVALID_ARGUMENT` for a NULL handle or a value
+/// out of range; the option is then unchanged.
+/// Not thread-safe on one handle: do not modify a handle another thread
+/// is using.
 #[no_mangle]
 pub unsafe extern "C" fn adgan_train_options_set_max_patches(
     options: *mut AdganTrainOptions,
@@ -822,6 +921,11 @@ pub unsafe extern "C" fn adgan_train_options_set_max_patches(
 
 /// Random seed (default 0). The same seed, data and options give the same
 /// model on the CPU.
+///
+/// Errors: `ADGAN_STATUS_INVALID_ARGUMENT` for a NULL handle or a value
+/// out of range; the option is then unchanged.
+/// Not thread-safe on one handle: do not modify a handle another thread
+/// is using.
 #[no_mangle]
 pub unsafe extern "C" fn adgan_train_options_set_seed(
     options: *mut AdganTrainOptions,
@@ -833,8 +937,13 @@ pub unsafe extern "C" fn adgan_train_options_set_seed(
     })
 }
 
-/// Write a checkpoint every this many iterations (0: never; default 5000).
+/// Write a checkpoint every this many iterations (0: only when phase 2 starts; default 5000).
 /// Only effective with a checkpoint path.
+///
+/// Errors: `ADGAN_STATUS_INVALID_ARGUMENT` for a NULL handle or a value
+/// out of range; the option is then unchanged.
+/// Not thread-safe on one handle: do not modify a handle another thread
+/// is using.
 #[no_mangle]
 pub unsafe extern "C" fn adgan_train_options_set_checkpoint_every(
     options: *mut AdganTrainOptions,
@@ -848,6 +957,11 @@ pub unsafe extern "C" fn adgan_train_options_set_checkpoint_every(
 
 /// Restart (1) or resume (0, the default) when the checkpoint file exists.
 /// Other values: `ADGAN_STATUS_INVALID_ARGUMENT`.
+///
+/// Errors: `ADGAN_STATUS_INVALID_ARGUMENT` for a NULL handle or a value
+/// out of range; the option is then unchanged.
+/// Not thread-safe on one handle: do not modify a handle another thread
+/// is using.
 #[no_mangle]
 pub unsafe extern "C" fn adgan_train_options_set_restart(
     options: *mut AdganTrainOptions,
@@ -865,6 +979,11 @@ pub unsafe extern "C" fn adgan_train_options_set_restart(
 
 /// Measure losses (a device sync) and report them to the progress callback
 /// every this many iterations (0: never; default 50).
+///
+/// Errors: `ADGAN_STATUS_INVALID_ARGUMENT` for a NULL handle or a value
+/// out of range; the option is then unchanged.
+/// Not thread-safe on one handle: do not modify a handle another thread
+/// is using.
 #[no_mangle]
 pub unsafe extern "C" fn adgan_train_options_set_log_every(
     options: *mut AdganTrainOptions,
@@ -882,6 +1001,9 @@ pub unsafe extern "C" fn adgan_train_options_set_log_every(
 /// successful training.
 ///
 /// Errors: `ADGAN_STATUS_INVALID_ARGUMENT` for a NULL handle or "" path.
+///
+/// Not thread-safe on one handle: do not modify a handle another thread
+/// is using.
 #[no_mangle]
 pub unsafe extern "C" fn adgan_train_options_set_checkpoint_path(
     options: *mut AdganTrainOptions,
@@ -903,6 +1025,9 @@ pub unsafe extern "C" fn adgan_train_options_set_checkpoint_path(
 ///
 /// Errors: `ADGAN_STATUS_INVALID_ARGUMENT` for NULL or an unknown name,
 /// `ADGAN_STATUS_DEVICE` when the CUDA device does not exist.
+///
+/// Not thread-safe on one handle: do not modify a handle another thread
+/// is using.
 #[no_mangle]
 pub unsafe extern "C" fn adgan_train_options_set_device(
     options: *mut AdganTrainOptions,
@@ -921,6 +1046,11 @@ pub unsafe extern "C" fn adgan_train_options_set_device(
 /// in the model. NULL restores the default: "flair" for one channel,
 /// "ch0,ch1,..." for several. Training fails with
 /// `ADGAN_STATUS_INVALID_ARGUMENT` when the count differs from the data's.
+///
+/// Errors: `ADGAN_STATUS_INVALID_ARGUMENT` for a NULL handle or a value
+/// out of range; the option is then unchanged.
+/// Not thread-safe on one handle: do not modify a handle another thread
+/// is using.
 #[no_mangle]
 pub unsafe extern "C" fn adgan_train_options_set_channel_names(
     options: *mut AdganTrainOptions,

@@ -79,7 +79,7 @@ pub struct TrainConfig {
     /// Seed of every random choice; runs with the same seed, data and
     /// options give the same model on the CPU.
     pub seed: u64,
-    /// Write a checkpoint every this many iterations (0: never).
+    /// Write a checkpoint every this many iterations (0: only when phase 2 starts).
     pub checkpoint_every: u64,
     /// Measure losses (a device sync) every this many iterations.
     pub log_every: u64,

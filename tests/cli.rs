@@ -194,6 +194,37 @@ fn score_with_a_missing_or_corrupt_model_or_volume_fails_with_one_line() {
         one_line_error_naming(&o, name);
     }
     assert!(!out.exists());
+
+    // An output that cannot be written is refused before any work: a
+    // folder, or a file in a folder that does not exist (train and score).
+    let nowhere = dir.path().join("no-such-folder/map.nii.gz");
+    for o_path in [dir.path().to_path_buf(), nowhere.clone()] {
+        let o = adgan(&[
+            "score",
+            "-m",
+            good.to_str().unwrap(),
+            "-v",
+            flair.to_str().unwrap(),
+            "-o",
+            o_path.to_str().unwrap(),
+            "--device",
+            "cpu",
+        ]);
+        one_line_error_naming(&o, o_path.to_str().unwrap());
+        let o = adgan(&[
+            "train",
+            "-v",
+            flair.to_str().unwrap(),
+            "-o",
+            o_path.to_str().unwrap(),
+            "--preset",
+            "quick",
+            "--device",
+            "cpu",
+        ]);
+        one_line_error_naming(&o, o_path.to_str().unwrap());
+    }
+    assert!(!nowhere.parent().unwrap().exists());
 }
 
 #[test]

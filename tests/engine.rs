@@ -40,6 +40,35 @@ fn networks_have_the_shapes_of_fig_1() {
     assert_eq!(v["t3.weight"].size(), vec![64, 2, 5, 5]);
 }
 
+/// The penalty is taken at x_hat = a * real + (1 - a) * fake, one `a` per
+/// sample: with D(x) = sum(x^2), ||grad D(x_hat)|| = 2 ||x_hat||, so the
+/// expected value follows by hand.
+#[test]
+fn gradient_penalty_interpolates_real_and_fake_per_sample() {
+    let real = Tensor::from_slice(&[1.0f64, 0.0, 0.0, 2.0]).view([2, 1, 1, 2]);
+    let fake = Tensor::from_slice(&[0.0f64, 3.0, 0.0, 0.0]).view([2, 1, 1, 2]);
+    let a = Tensor::from_slice(&[0.25f64, 0.5]).view([2, 1, 1, 1]);
+    let critic = |x: &Tensor| {
+        x.square()
+            .sum_dim_intlist(&[1i64, 2, 3][..], false, Kind::Double)
+    };
+    let got = losses::gradient_penalty(&critic, &real, &fake, &a).double_value(&[]);
+    // x_hat = (0.25, 2.25) and (0, 1): norms 2*sqrt(5.125) and 2.
+    let n0 = 2.0 * (0.25f64 * 0.25 + 2.25 * 2.25).sqrt();
+    let n1 = 2.0f64;
+    let expected = ((n0 - 1.0).powi(2) + (n1 - 1.0).powi(2)) / 2.0;
+    // (the penalty is reduced in float32)
+    assert!(
+        (got - expected).abs() < 1e-6 * expected,
+        "GP {got}, expected {expected}"
+    );
+    // Swapping the weights between the samples changes it: each sample
+    // has its own mix.
+    let swapped = Tensor::from_slice(&[0.5f64, 0.25]).view([2, 1, 1, 1]);
+    let other = losses::gradient_penalty(&critic, &real, &fake, &swapped).double_value(&[]);
+    assert!((other - expected).abs() > 1e-3);
+}
+
 #[test]
 fn gradient_penalty_matches_finite_differences() {
     tch::manual_seed(3);

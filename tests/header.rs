@@ -168,10 +168,8 @@ fn compiles(compiler: &str, args: &[&str], dir: &Path, source: &str, file: &str)
         .output()
     {
         Ok(out) => out,
-        Err(e) => {
-            eprintln!("skipping: {compiler} not found ({e})");
-            return;
-        }
+        // The C toolchain is part of the set-up (the consumers need it too).
+        Err(e) => panic!("cannot run {compiler} ({e}): the C/C++ compilers are required"),
     };
     assert!(
         out.status.success(),

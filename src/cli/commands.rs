@@ -114,6 +114,25 @@ fn load_training(
     Ok(data)
 }
 
+/// Refuse an output file that could not be written (a folder, or a file in a
+/// folder that does not exist) before any long work starts.
+fn check_output_file(path: &Path) -> Result<()> {
+    if path.is_dir() {
+        return Err(Error::io(path, "is a folder; give the output a file name"));
+    }
+    let parent = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    if !parent.is_dir() {
+        return Err(Error::io(
+            path,
+            format!("its folder {} does not exist", parent.display()),
+        ));
+    }
+    Ok(())
+}
+
 fn run_training(
     data: &TrainingData,
     config: &TrainConfig,
@@ -126,7 +145,8 @@ fn run_training(
     let ckpt = Checkpointing {
         path: checkpoint.or_else(|| Some(PathBuf::from(format!("{}.ckpt", out.display())))),
         restart,
-        keep: false,
+        // Removed below once the model is safely written.
+        keep: true,
     };
     if let Some(p) = &ckpt.path {
         if p.exists() && !restart {
@@ -136,6 +156,9 @@ fn run_training(
     let model = adgan::train(data, config, device, &ckpt, &mut |p| ui.update(p))?;
     ui.finish();
     model.save(out)?;
+    if let Some(p) = &ckpt.path {
+        let _ = std::fs::remove_file(p);
+    }
     Ok(model)
 }
 
@@ -215,6 +238,7 @@ pub fn train(a: TrainArgs) -> Result<()> {
     let mut ui = Reporter::new(a.common.json);
     let config = config_from(&a);
     config.validate()?;
+    check_output_file(&a.out)?;
     let data = load_training_data(&a, &config, &mut ui)?;
     ui.info(&format!(
         "training on {}: N={} M={} batch {} ({:?})",
@@ -333,6 +357,10 @@ pub fn score(a: ScoreArgs) -> Result<()> {
     let device = setup(&a.common)?;
     let mut ui = Reporter::new(a.common.json);
     let model = Model::load(&a.model, device)?;
+    check_output_file(&a.out)?;
+    if let Some(csv) = &a.patches {
+        check_output_file(csv)?;
+    }
     let spec = a.volume.clone().unwrap_or_default();
     let paths = split_paths(&spec);
     if !a.images.is_empty() {

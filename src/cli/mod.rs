@@ -170,7 +170,7 @@ pub struct TrainArgs {
     /// Random seed; the same seed, data and options give the same model on CPU.
     #[arg(long)]
     pub seed: Option<u64>,
-    /// Checkpoint every this many iterations (0: never).
+    /// Checkpoint every this many iterations (0: only when phase 2 starts).
     #[arg(long)]
     pub checkpoint_every: Option<u64>,
     /// Checkpoint file (default: <out>.ckpt). An existing one for the same
