@@ -36,7 +36,7 @@ from ADGANLib import parameters as P  # noqa: E402
 from ADGANLib.errors import AdganError  # noqa: E402
 from ADGANLib.jobs import ScoreJob  # noqa: E402
 from ADGANLib.process import PRESETS, TrainingProcess, TrainOptions  # noqa: E402
-from ADGANLib.progress import STAGE_LABELS, ProgressTracker, describe  # noqa: E402
+from ADGANLib.progress import STAGE_LABELS, ProgressTracker, describe, wait_for_finish  # noqa: E402
 
 SETTING_LIBRARY = "ADGAN/LibraryPath"
 SETTING_BINARY = "ADGAN/BinaryPath"
@@ -818,17 +818,8 @@ class ADGANLogic(ScriptedLoadableModuleLogic):
     @staticmethod
     def waitFor(job, timeout=None, onEvent=None):
         """Wait for a ScoreJob or TrainingProcess while keeping Slicer responsive."""
-        deadline = None if timeout is None else time.monotonic() + timeout
-        while True:
-            for event in job.poll():
-                if onEvent is not None:
-                    onEvent(event)
-            if job.finished is not None:
-                return job.finished
-            if deadline is not None and time.monotonic() > deadline:
-                raise TimeoutError(f"still running after {timeout} s")
-            slicer.app.processEvents()
-            time.sleep(0.02)
+        return wait_for_finish(job, "the job", timeout, onEvent, interval=0.02,
+                               on_idle=slicer.app.processEvents)
 
     def score(self, model, inputNodes, maskNode=None, stride=8, outputNode=None, timeout=None, show=True):
         """Score and wait (keeps the GUI responsive); returns the map volume."""

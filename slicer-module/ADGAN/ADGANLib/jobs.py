@@ -10,6 +10,7 @@ import threading
 import time
 
 from .errors import AdganError, CancelledError
+from .progress import wait_for_finish
 
 
 class ScoreJob:
@@ -90,13 +91,5 @@ class ScoreJob:
         return events
 
     def wait(self, timeout=None, on_event=None, interval=0.05):
-        deadline = None if timeout is None else time.monotonic() + timeout
-        while True:
-            for event in self.poll():
-                if on_event is not None:
-                    on_event(event)
-            if self._finished is not None:
-                return self._finished
-            if deadline is not None and time.monotonic() > deadline:
-                raise TimeoutError(f"scoring still running after {timeout} s")
-            time.sleep(interval)
+        """Block until finished; see ``progress.wait_for_finish``."""
+        return wait_for_finish(self, "scoring", timeout, on_event, interval)

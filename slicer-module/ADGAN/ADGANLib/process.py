@@ -30,6 +30,7 @@ from pathlib import Path
 
 from . import locate
 from .errors import AdganError
+from .progress import wait_for_finish
 
 _EOF = object()
 
@@ -248,16 +249,7 @@ class JsonLinesProcess:
     def wait(self, timeout=None, on_event=None, interval=0.05):
         """Block until finished; returns the final event. ``on_event`` sees
         every event. Raises TimeoutError after ``timeout`` seconds."""
-        deadline = None if timeout is None else time.monotonic() + timeout
-        while True:
-            for event in self.poll():
-                if on_event is not None:
-                    on_event(event)
-            if self._finished is not None:
-                return self._finished
-            if deadline is not None and time.monotonic() > deadline:
-                raise TimeoutError(f"{self.name} still running after {timeout} s")
-            time.sleep(interval)
+        return wait_for_finish(self, self.name, timeout, on_event, interval)
 
 
 @dataclass

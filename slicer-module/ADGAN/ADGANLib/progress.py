@@ -1,6 +1,7 @@
 """Turning progress events into what a panel shows: a percentage and a line."""
 
 import math
+import time
 
 STAGE_LABELS = {
     "prepare": "Preparing patches",
@@ -108,3 +109,22 @@ class ProgressTracker:
     def value(self):
         """Integer percentage for a progress bar."""
         return int(round(self.percent))
+
+
+def wait_for_finish(job, what, timeout=None, on_event=None, interval=0.05, on_idle=None):
+    """Poll ``job`` (``poll()`` gives the new events, ``finished`` the final
+    one once there is one) until it has finished, and return the final event.
+    ``on_event`` sees every event; ``on_idle`` (e.g. Slicer's processEvents)
+    runs between polls. Raises TimeoutError after ``timeout`` seconds."""
+    deadline = None if timeout is None else time.monotonic() + timeout
+    while True:
+        for event in job.poll():
+            if on_event is not None:
+                on_event(event)
+        if job.finished is not None:
+            return job.finished
+        if deadline is not None and time.monotonic() > deadline:
+            raise TimeoutError(f"{what} still running after {timeout} s")
+        if on_idle is not None:
+            on_idle()
+        time.sleep(interval)
