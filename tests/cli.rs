@@ -157,18 +157,7 @@ fn score_with_a_missing_or_corrupt_model_or_volume_fails_with_one_line() {
     assert!(!out.exists());
 
     // A good model with a missing, then a corrupt volume.
-    let data = adgan::TrainingData {
-        patches: common::normal_patches(120, 1),
-        channel_names: vec!["flair".into()],
-    };
-    let model = adgan::train(
-        &data,
-        &common::tiny_config(2, 2),
-        tch::Device::Cpu,
-        &Default::default(),
-        &mut |_| true,
-    )
-    .unwrap();
+    let model = common::tiny_model();
     let good = dir.path().join("good.adgan");
     model.save(&good).unwrap();
     let bad_volume = dir.path().join("broken_flair.nii.gz");

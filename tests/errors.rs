@@ -49,18 +49,7 @@ fn nan_voxels_and_bad_shapes_are_refused() {
 
 #[test]
 fn a_model_refuses_the_wrong_channel_count() {
-    let data = TrainingData {
-        patches: common::normal_patches(120, 1),
-        channel_names: vec!["flair".into()],
-    };
-    let model = adgan::train(
-        &data,
-        &common::tiny_config(2, 2),
-        Device::Cpu,
-        &Default::default(),
-        &mut |_| true,
-    )
-    .unwrap();
+    let model = common::tiny_model();
     let (mut case, _) = common::synthetic_case([40, 40, 4], false);
     case.channels.push(case.channels[0].clone());
     let e = model
@@ -73,18 +62,7 @@ fn a_model_refuses_the_wrong_channel_count() {
 #[test]
 fn bad_model_files_are_refused_with_a_reason() {
     let dir = tempfile::tempdir().unwrap();
-    let data = TrainingData {
-        patches: common::normal_patches(120, 1),
-        channel_names: vec!["flair".into()],
-    };
-    let model = adgan::train(
-        &data,
-        &common::tiny_config(2, 2),
-        Device::Cpu,
-        &Default::default(),
-        &mut |_| true,
-    )
-    .unwrap();
+    let model = common::tiny_model();
     let good = dir.path().join("good.adgan");
     model.save(&good).unwrap();
     let bytes = std::fs::read(&good).unwrap();

@@ -73,6 +73,24 @@ pub fn tiny_config(n1: u64, n2: u64) -> TrainConfig {
     c
 }
 
+/// A one-channel ("flair") model trained for 2 + 2 iterations on synthetic
+/// normal patches: for tests of what a model file or scoring does, not of
+/// what it has learnt.
+pub fn tiny_model() -> adgan::Model {
+    let data = adgan::TrainingData {
+        patches: normal_patches(120, 1),
+        channel_names: vec!["flair".into()],
+    };
+    adgan::train(
+        &data,
+        &tiny_config(2, 2),
+        tch::Device::Cpu,
+        &Default::default(),
+        &mut |_| true,
+    )
+    .unwrap()
+}
+
 /// A synthetic case `[nx, ny, nz]` with a spherical "brain" of smooth
 /// texture and a bright blob lesion.
 pub fn synthetic_case(dims: [usize; 3], lesion: bool) -> (Case, Vec<bool>) {
