@@ -128,31 +128,24 @@ fn score_with_a_missing_or_corrupt_model_or_volume_fails_with_one_line() {
     let dir = tempfile::tempdir().unwrap();
     let flair = common::demo_dir().join("TCGA-FG-6692/fla_bet.nii.gz");
     let out = dir.path().join("map.nii.gz");
-    let o = adgan(&[
-        "score",
-        "-m",
-        "missing.adgan",
-        "-v",
-        flair.to_str().unwrap(),
-        "-o",
-        out.to_str().unwrap(),
-        "--device",
-        "cpu",
-    ]);
+    let score = |model: &Path, volume: &Path, out: &Path| {
+        adgan(&[
+            "score",
+            "-m",
+            model.to_str().unwrap(),
+            "-v",
+            volume.to_str().unwrap(),
+            "-o",
+            out.to_str().unwrap(),
+            "--device",
+            "cpu",
+        ])
+    };
+    let o = score(Path::new("missing.adgan"), &flair, &out);
     one_line_error_naming(&o, "missing.adgan");
     let corrupt = dir.path().join("corrupt.adgan");
     std::fs::write(&corrupt, vec![7u8; 1000]).unwrap();
-    let o = adgan(&[
-        "score",
-        "-m",
-        corrupt.to_str().unwrap(),
-        "-v",
-        flair.to_str().unwrap(),
-        "-o",
-        out.to_str().unwrap(),
-        "--device",
-        "cpu",
-    ]);
+    let o = score(&corrupt, &flair, &out);
     one_line_error_naming(&o, "corrupt.adgan");
     assert!(!out.exists());
 
@@ -169,17 +162,7 @@ fn score_with_a_missing_or_corrupt_model_or_volume_fails_with_one_line() {
         ),
         (bad_volume.clone(), "broken_flair.nii.gz"),
     ] {
-        let o = adgan(&[
-            "score",
-            "-m",
-            good.to_str().unwrap(),
-            "-v",
-            volume.to_str().unwrap(),
-            "-o",
-            out.to_str().unwrap(),
-            "--device",
-            "cpu",
-        ]);
+        let o = score(&good, &volume, &out);
         one_line_error_naming(&o, name);
     }
     assert!(!out.exists());
@@ -188,17 +171,7 @@ fn score_with_a_missing_or_corrupt_model_or_volume_fails_with_one_line() {
     // folder, or a file in a folder that does not exist (train and score).
     let nowhere = dir.path().join("no-such-folder/map.nii.gz");
     for o_path in [dir.path().to_path_buf(), nowhere.clone()] {
-        let o = adgan(&[
-            "score",
-            "-m",
-            good.to_str().unwrap(),
-            "-v",
-            flair.to_str().unwrap(),
-            "-o",
-            o_path.to_str().unwrap(),
-            "--device",
-            "cpu",
-        ]);
+        let o = score(&good, &flair, &o_path);
         one_line_error_naming(&o, o_path.to_str().unwrap());
         let o = adgan(&[
             "train",

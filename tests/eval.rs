@@ -412,28 +412,22 @@ fn variants_sharing_a_phase_1_equal_their_own_trainings() {
     let left: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
     assert!(left.is_empty(), "{left:?}");
     // Bad variants are refused before any training.
-    let bad = [Variant::parse("x:n=3").unwrap()];
-    assert!(evaluate::train_variants(
-        &data,
-        &base,
-        &bad,
-        Device::Cpu,
-        dir.path(),
-        &mut |_, _| true,
-        &mut |_, _| Ok(())
-    )
-    .is_err());
-    let bad = [Variant::parse("x:m=0,init=reset").unwrap()];
-    assert!(evaluate::train_variants(
-        &data,
-        &base,
-        &bad,
-        Device::Cpu,
-        dir.path(),
-        &mut |_, _| true,
-        &mut |_, _| Ok(())
-    )
-    .is_err());
+    for spec in ["x:n=3", "x:m=0,init=reset"] {
+        let bad = [Variant::parse(spec).unwrap()];
+        assert!(
+            evaluate::train_variants(
+                &data,
+                &base,
+                &bad,
+                Device::Cpu,
+                dir.path(),
+                &mut |_, _| true,
+                &mut |_, _| Ok(())
+            )
+            .is_err(),
+            "{spec}"
+        );
+    }
 }
 
 #[test]
