@@ -28,8 +28,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import common  # noqa: E402
 
 FMNIST = Path("/usr/share/datasets/fashion-mnist")
-# N, M, batch of the presets (src/train.rs: TrainConfig::preset).
-PRESETS = {"quick": (200, 300, 32), "paper": (200_000, 150_000, 64)}
 
 
 def read_idx(path):
@@ -81,27 +79,17 @@ def dataset_scaled(x, mean, std):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--preset", choices=PRESETS, default="quick")
-    ap.add_argument("--n", type=int, help="phase-1 iterations (overrides the preset)")
-    ap.add_argument("--m", type=int, help="phase-2 iterations (overrides the preset)")
+    common.add_run_options(ap, "abfmnist")
     ap.add_argument("--test-size", type=int, default=2000,
                     help="normal test images (of 10,000; the abnormal set is the same images with squares)")
     ap.add_argument("--ocsvm-train", type=int, default=5000, help="training images for OC-SVM (a random subset)")
     ap.add_argument("--ablation", action="store_true", help="also Table 5's ablations and an AUROC-vs-budget curve")
     ap.add_argument("--curve", action="store_true", help="also the AUROC-vs-budget curve (N/4, N/2, N)")
-    ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--fmnist", type=Path, default=FMNIST, help="folder of the Fashion-MNIST IDX files")
-    ap.add_argument("--device", default="cpu")
-    ap.add_argument("--threads", type=int, default=0)
-    ap.add_argument("--work", type=Path, default=common.ROOT / "target" / "bench" / "abfmnist")
-    ap.add_argument("--no-write", action="store_true", help="print the tables, leave docs/BENCHMARKS.md alone")
-    ap.add_argument("--fresh", action="store_true", help="retrain models that exist in the work folder")
     a = ap.parse_args()
     t_start = time.time()
     machine = common.machine()
-    n, m, batch = PRESETS[a.preset]
-    n = a.n if a.n is not None else n
-    m = a.m if a.m is not None else m
+    n, m, batch = common.budget(a)
 
     # Data.
     train = read_idx(a.fmnist / "train-images-idx3-ubyte.gz")

@@ -30,8 +30,6 @@ TRAIN = [("TCGA-DU-7294", "fla_bet.nii.gz", "fusion_simple_seg.nii.gz"),
          ("BraTS-GLI-example", "t2f.nii.gz", "model_output_segmentation.nii.gz")]
 TEST = [("TCGA-FG-6692", "fla_bet.nii.gz", "fusion_simple_seg.nii.gz"),
         ("AURORA-MET", "flair.nii.gz", "model_output_t1c_segmentation.nii.gz")]
-# N, M, batch of the presets (src/train.rs: TrainConfig::preset).
-PRESETS = {"quick": (200, 300, 32), "paper": (200_000, 150_000, 64)}
 
 
 def cached_eval(folder, model, fresh):
@@ -50,24 +48,14 @@ def read_npy(path):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--preset", choices=PRESETS, default="quick")
-    ap.add_argument("--n", type=int)
-    ap.add_argument("--m", type=int)
+    common.add_run_options(ap, "brain_mr")
     ap.add_argument("--stride", type=int, default=8, help="stride of the voxel maps")
     ap.add_argument("--ocsvm-train", type=int, default=5000)
-    ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--device", default="cpu")
-    ap.add_argument("--threads", type=int, default=0)
     ap.add_argument("--data", type=Path, default=DATA)
-    ap.add_argument("--work", type=Path, default=common.ROOT / "target" / "bench" / "brain_mr")
-    ap.add_argument("--no-write", action="store_true")
-    ap.add_argument("--fresh", action="store_true", help="retrain and re-evaluate what exists in the work folder")
     a = ap.parse_args()
     t_start = time.time()
     machine = common.machine()
-    n, m, batch = PRESETS[a.preset]
-    n = a.n if a.n is not None else n
-    m = a.m if a.m is not None else m
+    n, m, batch = common.budget(a)
     work = a.work
     models = work / "models"
 

@@ -15,6 +15,29 @@ ROOT = Path(__file__).resolve().parent.parent
 ADGAN = Path(os.environ.get("ADGAN_BIN", ROOT / "target" / "release" / "adgan"))
 DOC = ROOT / "docs" / "BENCHMARKS.md"
 
+# N, M, batch of the presets (src/train.rs: TrainConfig::preset).
+PRESETS = {"quick": (200, 300, 32), "paper": (200_000, 150_000, 64)}
+
+
+def add_run_options(ap, work_name):
+    """The options every benchmark takes: budget, seed, device, work folder,
+    writing the docs. ``budget(a)`` turns them into N, M, batch."""
+    ap.add_argument("--preset", choices=PRESETS, default="quick")
+    ap.add_argument("--n", type=int, help="phase-1 iterations (overrides the preset)")
+    ap.add_argument("--m", type=int, help="phase-2 iterations (overrides the preset)")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--device", default="cpu")
+    ap.add_argument("--threads", type=int, default=0)
+    ap.add_argument("--work", type=Path, default=ROOT / "target" / "bench" / work_name)
+    ap.add_argument("--no-write", action="store_true", help="print the tables, leave docs/BENCHMARKS.md alone")
+    ap.add_argument("--fresh", action="store_true", help="retrain and re-evaluate what exists in the work folder")
+
+
+def budget(a):
+    """N, M, batch of a run: the preset's, with --n and --m applied."""
+    n, m, batch = PRESETS[a.preset]
+    return (a.n if a.n is not None else n), (a.m if a.m is not None else m), batch
+
 
 def log(msg):
     print(f"[{time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
