@@ -16,13 +16,18 @@ ADGAN = Path(os.environ.get("ADGAN_BIN", ROOT / "target" / "release" / "adgan"))
 DOC = ROOT / "docs" / "BENCHMARKS.md"
 
 # N, M, batch of the presets (src/train.rs: TrainConfig::preset).
-PRESETS = {"quick": (200, 300, 32), "paper": (200_000, 150_000, 64)}
+PRESETS = {"paper-quick": (200, 300, 32), "paper": (200_000, 150_000, 64)}
+# The detector's own presets (trained with `adgan train --preset NAME`).
+OURS_PRESETS = {"quick": (0, 400, 32)}
 
 
 def add_run_options(ap, work_name):
     """The options every benchmark takes: budget, seed, device, work folder,
     writing the docs. ``budget(a)`` turns them into N, M, batch."""
-    ap.add_argument("--preset", choices=PRESETS, default="quick")
+    ap.add_argument("--preset", choices=PRESETS, default="paper-quick",
+                    help="budget of the paper's method (the adGAN (paper) rows)")
+    ap.add_argument("--ours", choices=OURS_PRESETS, default="quick",
+                    help="preset of the detector's own row (adgan train --preset)")
     ap.add_argument("--n", type=int, help="phase-1 iterations (overrides the preset)")
     ap.add_argument("--m", type=int, help="phase-2 iterations (overrides the preset)")
     ap.add_argument("--seed", type=int, default=0)

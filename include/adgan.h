@@ -275,8 +275,10 @@ void adgan_train_options_free(AdganTrainOptions *options);
 
 /**
  * Reset every option (device, checkpoint, restart and channel names
- * included) to a named preset: "paper" (the paper's budget, a GPU job) or
- * "quick" (N = 200, M = 300, batch 32: minutes on a CPU).
+ * included) to a named preset: "paper" (the paper's method and budget, a
+ * GPU job), "quick" (N = 0, M = 400, batch 32: minutes on a CPU, with
+ * synthetic counterfeits and label-free selection) or "paper-quick" (the
+ * paper's method at N = 200, M = 300, batch 32).
  *
  * Errors: `ADGAN_STATUS_INVALID_ARGUMENT` for NULL or an unknown name.
  *
@@ -555,6 +557,51 @@ int32_t adgan_train_options_set_checkpoint_path(AdganTrainOptions *options,
  * is using.
  */
 int32_t adgan_train_options_set_device(AdganTrainOptions *options, const char *device);
+
+/**
+ * Synthetic counterfeit anomalies in phase 2's fake batches: `kinds`
+ * comma separated from "blend" (foreign-patch interpolation), "intensity"
+ * (brighter or darker regions) and "texture" (blurred or noisy regions),
+ * or "none"; `synthetic_fraction` in [0, 1] is their share of each fake
+ * batch (0: the paper's fake pool only; 1: synthetic only, and phase 1
+ * may then be 0 iterations). The quick preset uses them; the paper's
+ * preset does not.
+ *
+ * Errors: `ADGAN_STATUS_INVALID_ARGUMENT` for a NULL handle or kinds, an
+ * unknown kind or a fraction out of range; the options are then unchanged.
+ * Not thread-safe on one handle: do not modify a handle another thread
+ * is using.
+ */
+int32_t adgan_train_options_set_counterfeits(AdganTrainOptions *options,
+                                             const char *kinds,
+                                             double synthetic_fraction);
+
+/**
+ * Decay of an exponential moving average of the phase-2 critic's weights,
+ * in [0, 1) (0: off). The average is what is validated and kept.
+ *
+ * Errors: `ADGAN_STATUS_INVALID_ARGUMENT` for a NULL handle or a value
+ * out of range; the option is then unchanged.
+ * Not thread-safe on one handle: do not modify a handle another thread
+ * is using.
+ */
+int32_t adgan_train_options_set_ema_decay(AdganTrainOptions *options, double value);
+
+/**
+ * Choose phase 2's critic without labels: every `every` iterations (0:
+ * off, the last critic is the model) score normal patches held out by
+ * whole slices against synthetic anomalies of `kinds` (as for
+ * `adgan_train_options_set_counterfeits()`; best not among the training
+ * kinds), and keep the best snapshot. The model records the curve.
+ *
+ * Errors: `ADGAN_STATUS_INVALID_ARGUMENT` for a NULL handle or kinds or an
+ * unknown kind; the options are then unchanged.
+ * Not thread-safe on one handle: do not modify a handle another thread
+ * is using.
+ */
+int32_t adgan_train_options_set_validation(AdganTrainOptions *options,
+                                           uint64_t every,
+                                           const char *kinds);
 
 /**
  * Names of the channels, comma separated (e.g. "flair,t2"; copied), stored

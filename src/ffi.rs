@@ -19,6 +19,7 @@
 #![allow(clippy::missing_safety_doc)]
 #![allow(clippy::too_many_arguments)]
 
+use crate::counterfeit::Counterfeit;
 use crate::device::{cuda_device_count, device_name, parse_device};
 use crate::error::Error;
 use crate::model::Model;
@@ -508,8 +509,10 @@ pub unsafe extern "C" fn adgan_train_options_free(options: *mut AdganTrainOption
 }
 
 /// Reset every option (device, checkpoint, restart and channel names
-/// included) to a named preset: "paper" (the paper's budget, a GPU job) or
-/// "quick" (N = 200, M = 300, batch 32: minutes on a CPU).
+/// included) to a named preset: "paper" (the paper's method and budget, a
+/// GPU job), "quick" (N = 0, M = 400, batch 32: minutes on a CPU, with
+/// synthetic counterfeits and label-free selection) or "paper-quick" (the
+/// paper's method at N = 200, M = 300, batch 32).
 ///
 /// Errors: `ADGAN_STATUS_INVALID_ARGUMENT` for NULL or an unknown name.
 ///
@@ -525,7 +528,12 @@ pub unsafe extern "C" fn adgan_train_options_set_preset(
         let preset = match string(name, "preset name")?.as_str() {
             "paper" => Preset::Paper,
             "quick" => Preset::Quick,
-            other => return invalid(format!("preset '{other}' (expected paper or quick)")),
+            "paper-quick" => Preset::PaperQuick,
+            other => {
+                return invalid(format!(
+                    "preset '{other}' (expected paper, quick or paper-quick)"
+                ))
+            }
         };
         *o = AdganTrainOptions::preset(preset);
         Ok(())
@@ -1038,6 +1046,81 @@ pub unsafe extern "C" fn adgan_train_options_set_device(
         let name = string(device, "device")?;
         parse_device(&name)?;
         o.device = name;
+        Ok(())
+    })
+}
+
+/// Synthetic counterfeit anomalies in phase 2's fake batches: `kinds`
+/// comma separated from "blend" (foreign-patch interpolation), "intensity"
+/// (brighter or darker regions) and "texture" (blurred or noisy regions),
+/// or "none"; `synthetic_fraction` in [0, 1] is their share of each fake
+/// batch (0: the paper's fake pool only; 1: synthetic only, and phase 1
+/// may then be 0 iterations). The quick preset uses them; the paper's
+/// preset does not.
+///
+/// Errors: `ADGAN_STATUS_INVALID_ARGUMENT` for a NULL handle or kinds, an
+/// unknown kind or a fraction out of range; the options are then unchanged.
+/// Not thread-safe on one handle: do not modify a handle another thread
+/// is using.
+#[no_mangle]
+pub unsafe extern "C" fn adgan_train_options_set_counterfeits(
+    options: *mut AdganTrainOptions,
+    kinds: *const c_char,
+    synthetic_fraction: f64,
+) -> i32 {
+    set(options, |o| {
+        let list = Counterfeit::parse_list(&string(kinds, "counterfeit kinds")?)?;
+        if !(0.0..=1.0).contains(&synthetic_fraction) {
+            return invalid(format!(
+                "synthetic_fraction = {synthetic_fraction} (expected 0 to 1)"
+            ));
+        }
+        o.config.counterfeits = list;
+        o.config.synthetic_fraction = synthetic_fraction;
+        Ok(())
+    })
+}
+
+/// Decay of an exponential moving average of the phase-2 critic's weights,
+/// in [0, 1) (0: off). The average is what is validated and kept.
+///
+/// Errors: `ADGAN_STATUS_INVALID_ARGUMENT` for a NULL handle or a value
+/// out of range; the option is then unchanged.
+/// Not thread-safe on one handle: do not modify a handle another thread
+/// is using.
+#[no_mangle]
+pub unsafe extern "C" fn adgan_train_options_set_ema_decay(
+    options: *mut AdganTrainOptions,
+    value: f64,
+) -> i32 {
+    set(options, |o| {
+        if !(0.0..1.0).contains(&value) {
+            return invalid(format!("ema_decay = {value} (expected 0 to below 1)"));
+        }
+        o.config.ema_decay = value;
+        Ok(())
+    })
+}
+
+/// Choose phase 2's critic without labels: every `every` iterations (0:
+/// off, the last critic is the model) score normal patches held out by
+/// whole slices against synthetic anomalies of `kinds` (as for
+/// `adgan_train_options_set_counterfeits()`; best not among the training
+/// kinds), and keep the best snapshot. The model records the curve.
+///
+/// Errors: `ADGAN_STATUS_INVALID_ARGUMENT` for a NULL handle or kinds or an
+/// unknown kind; the options are then unchanged.
+/// Not thread-safe on one handle: do not modify a handle another thread
+/// is using.
+#[no_mangle]
+pub unsafe extern "C" fn adgan_train_options_set_validation(
+    options: *mut AdganTrainOptions,
+    every: u64,
+    kinds: *const c_char,
+) -> i32 {
+    set(options, |o| {
+        o.config.validation_kinds = Counterfeit::parse_list(&string(kinds, "validation kinds")?)?;
+        o.config.validate_every = every;
         Ok(())
     })
 }

@@ -5,6 +5,7 @@
 //! Train on normal 32x32 patches only ([`train::train`]); score whole
 //! volumes into voxel anomaly maps ([`model::Model::score_case`]).
 
+pub mod counterfeit;
 pub mod device;
 pub mod error;
 pub mod evaluate;
@@ -21,6 +22,7 @@ pub mod progress;
 pub mod render;
 pub mod rng;
 pub mod score;
+pub mod selection;
 pub mod tensor_file;
 pub mod train;
 pub mod volume;

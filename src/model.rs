@@ -105,6 +105,10 @@ pub struct ModelMeta {
     pub calibration: Calibration,
     pub training: TrainConfig,
     pub budget: Budget,
+    /// Phase 2's validation curve and the snapshot chosen (training with
+    /// validation only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub selection: Option<crate::selection::SelectionReport>,
 }
 
 impl ModelMeta {

@@ -332,7 +332,16 @@ pub fn background_tensor(norm: &Normalised) -> Tensor {
 /// The training patches of a normalised case: windows with at least
 /// `min_brain_fraction` brain and no excluded voxel, `[N, C, 32, 32]`.
 pub fn training_patches(norm: &Normalised, sampling: &PatchSampling) -> Result<Tensor> {
+    Ok(training_patches_by_slice(norm, sampling)?.0)
+}
+
+/// [`training_patches`] and, for each patch, the index of its slice.
+pub fn training_patches_by_slice(
+    norm: &Normalised,
+    sampling: &PatchSampling,
+) -> Result<(Tensor, Vec<u32>)> {
     sampling.validate()?;
+    let mut slices = Vec::new();
     let axis = sampling.slice_axis;
     let bg = background_tensor(norm);
     let mut kept = Vec::new();
@@ -354,16 +363,17 @@ pub fn training_patches(norm: &Normalised, sampling: &PatchSampling) -> Result<T
             continue;
         }
         let w = plane_windows(&take_slice(&norm.data, axis, index), &bg, sampling.stride);
+        slices.extend(std::iter::repeat_n(index as u32, idx.size()[0] as usize));
         kept.push(w.patches.index_select(0, &idx));
     }
     if kept.is_empty() {
         let c = norm.stats.len() as i64;
-        return Ok(Tensor::zeros(
-            [0, c, PATCH, PATCH],
-            (Kind::Float, tch::Device::Cpu),
+        return Ok((
+            Tensor::zeros([0, c, PATCH, PATCH], (Kind::Float, tch::Device::Cpu)),
+            slices,
         ));
     }
-    Ok(Tensor::cat(&kept, 0))
+    Ok((Tensor::cat(&kept, 0), slices))
 }
 
 impl Case {

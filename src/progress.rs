@@ -48,6 +48,9 @@ pub struct Progress {
     pub generator_loss: f64,
     /// Latest Wasserstein estimate E[D(real)] - E[D(fake)] (NaN when unknown).
     pub wasserstein: f64,
+    /// Latest validation AUROC of phase 2's critic (when training validates).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub validation_auroc: Option<f64>,
 }
 
 impl Progress {
@@ -59,6 +62,7 @@ impl Progress {
             critic_loss: f64::NAN,
             generator_loss: f64::NAN,
             wasserstein: f64::NAN,
+            validation_auroc: None,
         }
     }
 }

@@ -347,6 +347,93 @@ pub fn write_roc_png(path: &Path, curves: &[(String, Vec<(f64, f64)>)]) -> Resul
     canvas.write_png(path)
 }
 
+/// Write phase 2's validation curve as a PNG: validation AUROC (y, on the
+/// range the points span, padded) against the phase-2 iteration (x), with
+/// the chosen snapshot marked by a vertical line. Written atomically.
+///
+/// # Errors
+///
+/// [`Error::InvalidArgument`] when there is no point; [`Error::Io`] when the
+/// file cannot be written.
+pub fn write_validation_png(path: &Path, curve: &[(u64, f64)], chosen: u64) -> Result<()> {
+    if curve.is_empty() {
+        return Err(Error::invalid("the validation curve has no point"));
+    }
+    const W: usize = 520;
+    const H: usize = 300;
+    let plot = PlotArea {
+        left: 64,
+        top: 44,
+        width: W,
+        height: H,
+    };
+    let mut canvas = Canvas::new(plot.left + W + 24, plot.top + H + 56, WHITE);
+    canvas.title("VALIDATION AUROC (HELD-OUT SLICES)");
+    let x_max = curve.iter().map(|p| p.0).max().unwrap_or(1).max(1) as f64;
+    let finite = curve.iter().map(|p| p.1).filter(|v| v.is_finite());
+    let lo = finite.clone().fold(f64::INFINITY, f64::min);
+    let hi = finite.fold(f64::NEG_INFINITY, f64::max);
+    let (lo, hi) = if lo.is_finite() && hi > lo {
+        let pad = (hi - lo) * 0.1;
+        ((lo - pad).max(0.0), (hi + pad).min(1.0))
+    } else if lo.is_finite() {
+        ((lo - 0.05).max(0.0), (lo + 0.05).min(1.0))
+    } else {
+        (0.0, 1.0)
+    };
+    let fy = |v: f64| (v - lo) / (hi - lo);
+    for k in 0..=5 {
+        let f = k as f64 / 5.0;
+        let (x, y) = plot.map(f, f);
+        canvas.line(x, plot.top as i64, x, plot.bottom(), GRID);
+        canvas.line(plot.left as i64, y, plot.right(), y, GRID);
+        canvas.text(
+            x - 8,
+            plot.bottom() + 6,
+            &format_number(f * x_max),
+            BLACK,
+            1,
+        );
+        canvas.text(4, y - 3, &format_number(lo + f * (hi - lo)), BLACK, 1);
+    }
+    canvas.rect_outline(
+        plot.left as i64,
+        plot.top as i64,
+        plot.right(),
+        plot.bottom(),
+        BLACK,
+    );
+    canvas.text(
+        plot.left as i64 + W as i64 / 2 - 60,
+        plot.bottom() + 22,
+        "PHASE-2 ITERATION",
+        BLACK,
+        1,
+    );
+    let (cx, _) = plot.map(chosen as f64 / x_max, 0.0);
+    canvas.dashed_line(cx, plot.top as i64, cx, plot.bottom(), DIAGONAL, 6);
+    let colour = PALETTE[0];
+    let mut previous: Option<(i64, i64)> = None;
+    for &(it, v) in curve {
+        if !v.is_finite() {
+            previous = None;
+            continue;
+        }
+        let p = plot.map(it as f64 / x_max, fy(v).clamp(0.0, 1.0));
+        if let Some(q) = previous {
+            canvas.thick_line(q.0, q.1, p.0, p.1, colour);
+        }
+        canvas.fill_rect(p.0 - 2, p.1 - 2, p.0 + 2, p.1 + 2, colour, 1.0);
+        previous = Some(p);
+    }
+    let entries = vec![
+        ("VALIDATION AUROC".to_string(), colour),
+        (format!("CHOSEN: ITERATION {chosen}"), DIAGONAL),
+    ];
+    canvas.legend(&plot, &entries, Corner::BottomRight);
+    canvas.write_png(path)
+}
+
 /// Write the histograms of the scores of normal and of lesion samples, on a
 /// shared range split into `bins` bins, as a PNG. Each histogram is
 /// normalised to fractions of its own sample count so that classes of
@@ -1300,6 +1387,22 @@ mod tests {
         assert!(buf.chunks(3).any(|p| p == DIAGONAL));
         write_roc_png(&path, &[]).unwrap();
         decode(&path);
+    }
+
+    #[test]
+    fn validation_png_decodes_with_a_curve() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("v.png");
+        let curve = [(50, 0.9), (100, 0.95), (150, 0.93)];
+        write_validation_png(&path, &curve, 100).unwrap();
+        let (w, h, buf) = decode(&path);
+        assert_eq!((w, h), (64 + 520 + 24, 44 + 300 + 56));
+        let coloured = (0..h as usize)
+            .flat_map(|y| (0..w as usize).map(move |x| (x, y)))
+            .filter(|&(x, y)| pixel(&buf, w, x, y) == PALETTE[0])
+            .count();
+        assert!(coloured > 100, "{coloured}");
+        assert!(write_validation_png(&path, &[], 0).is_err());
     }
 
     #[test]

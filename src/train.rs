@@ -3,15 +3,17 @@
 //! continued: adGAN(c)) on normal vs. fake-pool patches with the
 //! concentration loss. Training checkpoints itself and resumes exactly.
 
+use crate::counterfeit::{self, Counterfeit};
 use crate::error::{Error, Result};
 use crate::fake_pool::FakePool;
 use crate::losses;
 use crate::model::{Budget, Calibration, Model, ModelMeta, FORMAT, FORMAT_VERSION, NORMALISATION};
 use crate::nets::{Critic, Generator, LATENT, PATCH};
 use crate::optim::{Adam, AdamConfig};
-use crate::preprocess::{normalise, training_patches, Case, PatchSampling};
+use crate::preprocess::{normalise, training_patches_by_slice, Case, PatchSampling};
 use crate::progress::{Progress, ProgressFn, Stage};
 use crate::rng::Rng;
+use crate::selection::{self, snapshot, Ema, SelectionReport, Validator, Weights};
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
 use serde::{Deserialize, Serialize};
@@ -35,9 +37,17 @@ pub enum CriticInit {
 pub enum Preset {
     /// The paper's budget: N = 200,000, M = 150,000, batch 64 (a GPU job).
     Paper,
-    /// Minutes on a laptop CPU: N = 200, M = 300, batch 32, a pool draw
-    /// every 10 iterations. Enough to see the method work on the demo.
+    /// The detector for a CPU, in minutes: N = 0, M = 400, batch 32; phase
+    /// 2 trains a fresh critic against synthetic counterfeits (blend and
+    /// intensity) instead of a fake pool, keeps a moving average of its
+    /// weights (decay 0.99) and validates it every 50 iterations against
+    /// texture anomalies on held-out slices (see docs/BENCHMARKS.md for
+    /// why each part is there).
     Quick,
+    /// The paper's method at the quick budget: N = 200, M = 300, batch 32,
+    /// a pool draw every 10 iterations (the "adGAN (paper)" row of the
+    /// CPU benchmarks).
+    PaperQuick,
 }
 
 /// Every option of training. The defaults are the paper's (Sec. IV).
@@ -83,6 +93,28 @@ pub struct TrainConfig {
     pub checkpoint_every: u64,
     /// Measure losses (a device sync) every this many iterations.
     pub log_every: u64,
+    /// Synthetic counterfeit kinds mixed into phase 2's fake batches
+    /// (empty: the paper's generator pool only). See `counterfeit`.
+    #[serde(default)]
+    pub counterfeits: Vec<Counterfeit>,
+    /// Share of each phase-2 fake batch that is synthetic: 0 is the paper
+    /// (fake pool only), 1 is synthetic only (no fake pool needed, so
+    /// phase 1 may be skipped with `phase1_iterations` 0).
+    #[serde(default)]
+    pub synthetic_fraction: f64,
+    /// Decay of an exponential moving average of the phase-2 critic's
+    /// weights (0: off). The average is what is validated and kept.
+    #[serde(default)]
+    pub ema_decay: f64,
+    /// Validate the critic every this many phase-2 iterations on held-out
+    /// normal patches against synthetic anomalies of `validation_kinds`,
+    /// and keep the best snapshot (0: off, the last critic is the model).
+    #[serde(default)]
+    pub validate_every: u64,
+    /// Kinds of the validation anomalies; best kept apart from
+    /// `counterfeits`, so that selection measures generalisation.
+    #[serde(default)]
+    pub validation_kinds: Vec<Counterfeit>,
 }
 
 impl Default for TrainConfig {
@@ -112,18 +144,34 @@ impl TrainConfig {
             seed: 0,
             checkpoint_every: 5000,
             log_every: 50,
+            counterfeits: Vec::new(),
+            synthetic_fraction: 0.0,
+            ema_decay: 0.0,
+            validate_every: 0,
+            validation_kinds: Vec::new(),
+        };
+        let paper_quick = TrainConfig {
+            phase1_iterations: 200,
+            phase2_iterations: 300,
+            batch_size: 32,
+            pool_every: 10,
+            pool_draw: 64,
+            checkpoint_every: 100,
+            log_every: 10,
+            ..paper.clone()
         };
         match preset {
             Preset::Paper => paper,
+            Preset::PaperQuick => paper_quick,
             Preset::Quick => TrainConfig {
-                phase1_iterations: 200,
-                phase2_iterations: 300,
-                batch_size: 32,
-                pool_every: 10,
-                pool_draw: 64,
-                checkpoint_every: 100,
-                log_every: 10,
-                ..paper
+                phase1_iterations: 0,
+                phase2_iterations: 400,
+                counterfeits: vec![Counterfeit::Blend, Counterfeit::Intensity],
+                synthetic_fraction: 1.0,
+                ema_decay: 0.99,
+                validate_every: 50,
+                validation_kinds: vec![Counterfeit::Texture],
+                ..paper_quick
             },
         }
     }
@@ -142,8 +190,32 @@ impl TrainConfig {
         if self.pool_every == 0 || self.pool_draw == 0 {
             return bad("pool_every and pool_draw must be at least 1");
         }
-        if self.phase2_iterations > 0 && self.phase1_iterations == 0 {
-            return bad("phase 2 needs a fake pool: phase1_iterations must be at least 1");
+        if self.phase2_iterations > 0
+            && self.phase1_iterations == 0
+            && self.synthetic_fraction < 1.0
+        {
+            return bad(
+                "phase 2 needs a fake pool: phase1_iterations must be at least 1 \
+                 (or synthetic_fraction 1: synthetic counterfeits only)",
+            );
+        }
+        if !(0.0..=1.0).contains(&self.synthetic_fraction) {
+            return Err(Error::invalid(format!(
+                "synthetic_fraction = {} (expected 0 to 1)",
+                self.synthetic_fraction
+            )));
+        }
+        if self.synthetic_fraction > 0.0 && self.counterfeits.is_empty() {
+            return bad("synthetic_fraction > 0 needs at least one counterfeit kind");
+        }
+        if !(0.0..1.0).contains(&self.ema_decay) {
+            return Err(Error::invalid(format!(
+                "ema_decay = {} (expected 0 to below 1; 0 is off)",
+                self.ema_decay
+            )));
+        }
+        if self.validate_every > 0 && self.validation_kinds.is_empty() {
+            return bad("validate_every > 0 needs at least one validation kind");
         }
         if self.phase2_iterations == 0 && self.critic_init == CriticInit::Reset {
             return bad("a reset critic with no phase 2 would be untrained: \
@@ -178,6 +250,11 @@ impl TrainConfig {
 pub struct TrainingData {
     pub patches: Tensor,
     pub channel_names: Vec<String>,
+    /// For each patch, the slice (or image) it was cut from: normal
+    /// patches are held out for calibration and validation by whole
+    /// groups, so that they never overlap a training window. `None`: each
+    /// patch is its own group.
+    pub groups: Option<Vec<u32>>,
 }
 
 impl TrainingData {
@@ -192,6 +269,8 @@ impl TrainingData {
         }
         let channels = cases[0].channels.len();
         let mut all = Vec::with_capacity(cases.len());
+        let mut groups = Vec::new();
+        let mut next_group = 0u32;
         for case in cases {
             if case.channels.len() != channels {
                 return Err(Error::format(
@@ -203,7 +282,10 @@ impl TrainingData {
                 ));
             }
             let norm = normalise(case)?;
-            all.push(training_patches(&norm, sampling)?);
+            let (patches, slices) = training_patches_by_slice(&norm, sampling)?;
+            groups.extend(slices.iter().map(|&s| next_group + s));
+            next_group += crate::preprocess::slice_count(norm.dims, sampling.slice_axis) as u32;
+            all.push(patches);
         }
         let patches = Tensor::cat(&all, 0);
         if channel_names.len() != channels {
@@ -215,6 +297,7 @@ impl TrainingData {
         Ok(TrainingData {
             patches,
             channel_names,
+            groups: Some(groups),
         })
     }
 
@@ -242,6 +325,87 @@ pub struct Checkpointing {
     pub keep: bool,
 }
 
+/// Held-out normal patches for calibration and validation, at most this many
+/// of which validate.
+const VALIDATION_PATCHES: usize = 1024;
+
+/// Fewer groups than this and patches are held out one by one.
+const MIN_GROUPS: usize = 10;
+
+/// Split the patches into held-out (calibration and validation) and
+/// training indices, seeded. Whole groups (slices) are held out when the
+/// data has at least `MIN_GROUPS` of them, so that no held-out patch
+/// overlaps a training window.
+pub fn held_out_split(data: &TrainingData, config: &TrainConfig) -> Result<(Vec<i64>, Vec<i64>)> {
+    let n_all = data.len();
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(config.seed);
+    let budget = if config.max_patches > 0 {
+        n_all.min(config.max_patches)
+    } else {
+        n_all
+    };
+    let target = ((budget as f64 * config.calibration_fraction).round() as usize).max(2);
+    let groups = data.groups.as_ref().filter(|g| {
+        let distinct: std::collections::BTreeSet<&u32> = g.iter().collect();
+        g.len() == n_all && distinct.len() >= MIN_GROUPS
+    });
+    let (mut held, mut train) = (Vec::new(), Vec::new());
+    match groups {
+        Some(groups) => {
+            let mut sizes = std::collections::BTreeMap::new();
+            for g in groups {
+                *sizes.entry(*g).or_insert(0usize) += 1;
+            }
+            let mut ids: Vec<u32> = sizes.keys().copied().collect();
+            ids.shuffle(&mut rng);
+            let mut chosen = std::collections::BTreeSet::new();
+            let mut count = 0;
+            for id in ids {
+                if count >= target {
+                    break;
+                }
+                chosen.insert(id);
+                count += sizes[&id];
+            }
+            for (i, g) in groups.iter().enumerate() {
+                if chosen.contains(g) {
+                    held.push(i as i64);
+                } else {
+                    train.push(i as i64);
+                }
+            }
+            held.shuffle(&mut rng);
+            train.shuffle(&mut rng);
+        }
+        None => {
+            let mut order: Vec<i64> = (0..n_all as i64).collect();
+            order.shuffle(&mut rng);
+            let cut = target.min(n_all);
+            held = order[..cut].to_vec();
+            train = order[cut..].to_vec();
+        }
+    }
+    train.truncate(budget.saturating_sub(held.len()));
+    Ok((held, train))
+}
+
+/// Phase 2's selection state: the moving average, the best snapshot and
+/// the validation curve.
+#[derive(Default)]
+struct Chooser {
+    ema: Option<Ema>,
+    best: Option<Weights>,
+    report: SelectionReport,
+}
+
+/// Where a checkpoint stands.
+struct CheckpointState<'a> {
+    phase: u64,
+    iteration: u64,
+    fingerprint: &'a str,
+    generator_scale: f64,
+}
+
 #[derive(Debug, Serialize, Deserialize)]
 struct CheckpointMeta {
     kind: String,
@@ -258,6 +422,12 @@ struct CheckpointMeta {
     generator_scale: f64,
     phase1_seconds: f64,
     phase2_seconds: f64,
+    /// Phase 2's validation so far (training with validation).
+    #[serde(default)]
+    selection: SelectionReport,
+    /// Whether `best.*` tensors hold the best snapshot so far.
+    #[serde(default)]
+    has_best: bool,
 }
 
 struct Nets {
@@ -296,23 +466,17 @@ pub fn train(
         return Err(Error::invalid("training patches have no channel"));
     }
     let n_all = data.len();
-    // Split off held-out calibration patches (a seeded shuffle).
-    let mut order: Vec<i64> = (0..n_all as i64).collect();
-    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(config.seed);
-    order.shuffle(&mut rng);
-    if config.max_patches > 0 && order.len() > config.max_patches {
-        order.truncate(config.max_patches);
-    }
-    let n_cal = ((order.len() as f64 * config.calibration_fraction).round() as usize).max(2);
-    if order.len() < n_cal + config.batch_size {
+    let (held, train_order) = held_out_split(data, config)?;
+    let n_cal = held.len();
+    if train_order.len() < config.batch_size {
         return Err(Error::invalid(format!(
             "only {n_all} normal training patch(es): need at least {} (batch {} + {n_cal} held out to calibrate); add volumes, lower the brain fraction or the stride",
             n_cal + config.batch_size,
             config.batch_size
         )));
     }
-    let cal_idx = Tensor::from_slice(&order[..n_cal]);
-    let train_idx = Tensor::from_slice(&order[n_cal..]);
+    let cal_idx = Tensor::from_slice(&held);
+    let train_idx = Tensor::from_slice(&train_order);
     let cal_patches = data.patches.index_select(0, &cal_idx);
     let real = data.patches.index_select(0, &train_idx).to_device(device);
     let n_train = real.size()[0];
@@ -341,6 +505,7 @@ pub fn train(
         adam_d,
     };
     let mut pool = FakePool::new(config.pool_every, config.pool_draw);
+    let mut chooser = Chooser::default();
     let mut budget = Budget {
         device: crate::device::device_name(device),
         train_patches: n_train as usize,
@@ -352,7 +517,14 @@ pub fn train(
     let (mut phase, mut start) = (1u64, 0u64);
     if let Some(path) = &checkpointing.path {
         if path.exists() && !checkpointing.restart {
-            let meta = load_checkpoint(path, config, &fingerprint, &mut nets, &mut pool)?;
+            let meta = load_checkpoint(
+                path,
+                config,
+                &fingerprint,
+                &mut nets,
+                &mut pool,
+                &mut chooser,
+            )?;
             phase = meta.phase;
             start = meta.iteration;
             budget.phase1_seconds = meta.phase1_seconds;
@@ -360,19 +532,21 @@ pub fn train(
             budget.resumed_at = Some(format!("phase {phase}, iteration {start}"));
         }
     }
-    let ckpt = |phase: u64, it: u64, nets: &Nets, pool: &FakePool, budget: &Budget| -> Result<()> {
+    let ckpt = |phase: u64,
+                it: u64,
+                nets: &Nets,
+                pool: &FakePool,
+                chooser: &Chooser,
+                budget: &Budget|
+     -> Result<()> {
         if let Some(path) = &checkpointing.path {
-            save_checkpoint(
-                path,
+            let state = CheckpointState {
                 phase,
-                it,
-                config,
-                &fingerprint,
+                iteration: it,
+                fingerprint: &fingerprint,
                 generator_scale,
-                nets,
-                pool,
-                budget,
-            )?;
+            };
+            save_checkpoint(path, &state, config, nets, pool, chooser, budget)?;
         }
         Ok(())
     };
@@ -393,7 +567,7 @@ pub fn train(
                 rng = Rng::stream(config.seed, 1, i);
                 if boundary(i) && i > start {
                     budget.phase1_seconds = base + t0.elapsed().as_secs_f64();
-                    ckpt(1, i, &nets, &pool, &budget)?;
+                    ckpt(1, i, &nets, &pool, &chooser, &budget)?;
                 }
             }
             let log = config.log_every > 0
@@ -451,8 +625,11 @@ pub fn train(
             Rng::stream(config.seed, 2, u64::MAX).init(&nets.vs_d);
         }
         nets.adam_d = Adam::new(nets.vs_d.trainable_variables(), config.adam);
+        if config.ema_decay > 0.0 {
+            chooser.ema = Some(Ema::new(config.ema_decay, &nets.vs_d));
+        }
         if config.phase2_iterations > 0 {
-            ckpt(2, 0, &nets, &pool, &budget)?;
+            ckpt(2, 0, &nets, &pool, &chooser, &budget)?;
         }
     }
     budget.phase1_iterations = config.phase1_iterations;
@@ -461,11 +638,37 @@ pub fn train(
 
     // Phase 2: the critic against the fake pool, with the concentration loss.
     if config.phase2_iterations > 0 {
-        let fake = pool
-            .tensor()
-            .ok_or_else(|| Error::invalid("the fake pool is empty"))?
-            .to_device(device);
-        let n_pool = fake.size()[0];
+        // Each fake batch: `n_pool_batch` generator samples from the fake
+        // pool (all of it in the paper) and the rest synthetic counterfeits
+        // of real normal patches.
+        let n_syn = (bs as f64 * config.synthetic_fraction).round() as i64;
+        let n_pool_batch = bs - n_syn;
+        let fake = if n_pool_batch > 0 {
+            Some(
+                pool.tensor()
+                    .ok_or_else(|| Error::invalid("the fake pool is empty"))?
+                    .to_device(device),
+            )
+        } else {
+            None
+        };
+        let n_pool = fake.as_ref().map_or(0, |f| f.size()[0]);
+        let validator = if config.validate_every > 0 {
+            let v = cal_idx.narrow(0, 0, n_cal.min(VALIDATION_PATCHES) as i64);
+            Some(Validator::new(
+                &data.patches.index_select(0, &v),
+                &config.validation_kinds,
+                config.seed,
+                device,
+            )?)
+        } else {
+            None
+        };
+        if let Some(v) = &validator {
+            chooser.report.validation_kinds = config.validation_kinds.clone();
+            chooser.report.validation_patches = v.len();
+            chooser.report.ema = config.ema_decay > 0.0;
+        }
         let t0 = Instant::now();
         let base = budget.phase2_seconds;
         let mut report = Progress::new(Stage::Critic, start, config.phase2_iterations);
@@ -474,11 +677,23 @@ pub fn train(
                 rng = Rng::stream(config.seed, 2, j);
                 if boundary(j) && j > start {
                     budget.phase2_seconds = base + t0.elapsed().as_secs_f64();
-                    ckpt(2, j, &nets, &pool, &budget)?;
+                    ckpt(2, j, &nets, &pool, &chooser, &budget)?;
                 }
             }
             let x = sample_real(&mut rng, bs);
-            let f = fake.index_select(0, &rng.indices(n_pool, bs, device));
+            let f = match &fake {
+                Some(fake) if n_syn == 0 => fake.index_select(0, &rng.indices(n_pool, bs, device)),
+                _ => {
+                    let mut parts = Vec::with_capacity(2);
+                    if let Some(fake) = &fake {
+                        parts
+                            .push(fake.index_select(0, &rng.indices(n_pool, n_pool_batch, device)));
+                    }
+                    let base = sample_real(&mut rng, n_syn);
+                    parts.push(counterfeit::make(&base, &config.counterfeits, &mut rng));
+                    Tensor::cat(&parts, 0)
+                }
+            };
             let a = mix(&mut rng, bs);
             let critic = |x: &Tensor| nets.d.forward(x);
             let (loss, t) =
@@ -486,6 +701,27 @@ pub fn train(
             nets.adam_d.zero_grad();
             loss.backward();
             nets.adam_d.step();
+            if let Some(ema) = &mut chooser.ema {
+                ema.update(&nets.vs_d);
+            }
+            if let Some(v) = &validator {
+                let done = j + 1;
+                if done % config.validate_every == 0 || done == config.phase2_iterations {
+                    let weights = match &chooser.ema {
+                        Some(ema) => ema
+                            .weights
+                            .iter()
+                            .map(|(k, t)| (k.clone(), t.shallow_clone()))
+                            .collect(),
+                        None => snapshot(&nets.vs_d),
+                    };
+                    let auroc = v.auroc(&weights)?;
+                    if chooser.report.record(done, auroc) {
+                        chooser.best = Some(selection::copy(&weights));
+                    }
+                    report.validation_auroc = Some(auroc);
+                }
+            }
             report.iteration = j + 1;
             if config.log_every > 0
                 && (j % config.log_every == 0 || j + 1 == config.phase2_iterations)
@@ -504,6 +740,13 @@ pub fn train(
             }
         }
         budget.phase2_seconds = base + t0.elapsed().as_secs_f64();
+        // The model: the best validated snapshot, else the moving average,
+        // else the last weights.
+        if let Some(best) = &chooser.best {
+            selection::restore(&nets.vs_d, best);
+        } else if let Some(ema) = &chooser.ema {
+            selection::restore(&nets.vs_d, &ema.weights);
+        }
     }
     budget.phase2_iterations = config.phase2_iterations;
 
@@ -528,6 +771,8 @@ pub fn train(
         },
         training: config.clone(),
         budget,
+        selection: (config.validate_every > 0 && config.phase2_iterations > 0)
+            .then(|| chooser.report.clone()),
     };
     let Nets { vs_d, d, .. } = nets;
     let mut model = Model::from_parts(meta, vs_d, d);
@@ -544,31 +789,30 @@ pub fn train(
     Ok(model)
 }
 
-#[allow(clippy::too_many_arguments)]
 fn save_checkpoint(
     path: &Path,
-    phase: u64,
-    iteration: u64,
+    state: &CheckpointState,
     config: &TrainConfig,
-    fingerprint: &str,
-    generator_scale: f64,
     nets: &Nets,
     pool: &FakePool,
+    chooser: &Chooser,
     budget: &Budget,
 ) -> Result<()> {
     let meta = CheckpointMeta {
         kind: "adgan-checkpoint".into(),
         library_version: crate::VERSION.into(),
-        phase,
-        iteration,
+        phase: state.phase,
+        iteration: state.iteration,
         adam_g_step: nets.adam_g.step,
         adam_d_step: nets.adam_d.step,
         pool_iterations: pool.iterations.clone(),
         config: config.clone(),
-        data_fingerprint: fingerprint.to_string(),
-        generator_scale,
+        data_fingerprint: state.fingerprint.to_string(),
+        generator_scale: state.generator_scale,
         phase1_seconds: budget.phase1_seconds,
         phase2_seconds: budget.phase2_seconds,
+        selection: chooser.report.clone(),
+        has_best: chooser.best.is_some(),
     };
     let mut tensors = crate::tensor_file::named(&nets.vs_g, "g.");
     tensors.extend(crate::tensor_file::named(&nets.vs_d, "d."));
@@ -576,6 +820,19 @@ fn save_checkpoint(
     tensors.extend(nets.adam_d.state("adam_d"));
     if let Some(p) = pool.tensor() {
         tensors.push(("pool".into(), p));
+    }
+    if let Some(ema) = &chooser.ema {
+        tensors.extend(
+            ema.weights
+                .iter()
+                .map(|(k, t)| (format!("ema.{k}"), t.shallow_clone())),
+        );
+    }
+    if let Some(best) = &chooser.best {
+        tensors.extend(
+            best.iter()
+                .map(|(k, t)| (format!("best.{k}"), t.shallow_clone())),
+        );
     }
     let json = serde_json::to_string(&meta).map_err(|e| Error::invalid(e.to_string()))?;
     crate::tensor_file::write(path, &tensors, &json)
@@ -587,6 +844,7 @@ fn load_checkpoint(
     fingerprint: &str,
     nets: &mut Nets,
     pool: &mut FakePool,
+    chooser: &mut Chooser,
 ) -> Result<CheckpointMeta> {
     let file = crate::tensor_file::read(path, "adGAN training checkpoint")?;
     let meta: CheckpointMeta = serde_json::from_str(&file.json)
@@ -623,5 +881,28 @@ fn load_checkpoint(
         None => Tensor::zeros([0], (Kind::Float, Device::Cpu)),
     };
     pool.restore(p, meta.pool_iterations.clone());
+    // Phase 2's moving average and best snapshot, named like the critic's.
+    let copy_of = |prefix: &str| -> Result<Weights> {
+        crate::tensor_file::named(&nets.vs_d, "")
+            .into_iter()
+            .map(|(name, _)| {
+                let key = format!("{prefix}{name}");
+                file.tensors
+                    .get(&key)
+                    .map(|t| (name, t.to_device(device)))
+                    .ok_or_else(|| Error::format(path, format!("tensor {key} is missing")))
+            })
+            .collect()
+    };
+    if meta.phase == 2 && config.ema_decay > 0.0 {
+        chooser.ema = Some(Ema {
+            decay: config.ema_decay,
+            weights: copy_of("ema.")?,
+        });
+    }
+    if meta.has_best {
+        chooser.best = Some(copy_of("best.")?);
+    }
+    chooser.report = meta.selection.clone();
     Ok(meta)
 }

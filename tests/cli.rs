@@ -65,6 +65,7 @@ fn help_describes_every_option() {
     for (name, preset) in [
         ("paper", adgan::train::Preset::Paper),
         ("quick", adgan::train::Preset::Quick),
+        ("paper-quick", adgan::train::Preset::PaperQuick),
     ] {
         let c = adgan::train::TrainConfig::preset(preset);
         let said = format!(

@@ -157,6 +157,7 @@ fn fake_pool_schedule_follows_algorithm_1() {
     assert_eq!(FakePool::draws_for(250, 100), 3);
     // In a real (tiny) training: N = 23, k = 5 -> draws after 0, 5, 10, 15, 20.
     let data = adgan::TrainingData {
+        groups: None,
         patches: common::normal_patches(200, 1),
         channel_names: vec!["flair".into()],
     };

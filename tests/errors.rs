@@ -131,6 +131,7 @@ fn bad_options_are_refused_before_any_work() {
     assert!(adgan::device::parse_device("tpu").is_err());
     // too few patches
     let data = TrainingData {
+        groups: None,
         patches: common::normal_patches(10, 1),
         channel_names: vec!["flair".into()],
     };

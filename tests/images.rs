@@ -273,6 +273,7 @@ fn image_model(dir: &Path) -> (Model, Vec<PathBuf>) {
     assert_eq!(skipped, vec![c]);
     assert_eq!(patches.size(), vec![40, 1, 32, 32]);
     let data = TrainingData {
+        groups: None,
         patches,
         channel_names: images::default_channel_names(1),
     };

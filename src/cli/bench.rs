@@ -27,6 +27,7 @@ pub fn run(a: BenchArgs) -> Result<()> {
         // Random patches in [-1, 1] like the reference; warm-up of 1 iteration.
         let patches = Tensor::randn([4096, 1, 32, 32], (Kind::Float, Device::Cpu)).clamp(-1.0, 1.0);
         let data = TrainingData {
+            groups: None,
             patches,
             channel_names: vec!["flair".into()],
         };
@@ -82,6 +83,7 @@ pub fn run(a: BenchArgs) -> Result<()> {
             ..Default::default()
         };
         let data = TrainingData {
+            groups: None,
             patches,
             channel_names: vec!["flair".into()],
         };

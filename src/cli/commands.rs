@@ -71,6 +71,11 @@ pub(super) fn config_from(a: &TrainArgs) -> TrainConfig {
     set!(seed = a.seed);
     set!(checkpoint_every = a.checkpoint_every);
     set!(log_every = a.log_every);
+    set!(counterfeits = a.counterfeits.clone().map(|k| k.0));
+    set!(synthetic_fraction = a.synthetic_fraction);
+    set!(ema_decay = a.ema_decay);
+    set!(validate_every = a.validate_every);
+    set!(validation_kinds = a.validation_kinds.clone().map(|k| k.0));
     c
 }
 
@@ -219,6 +224,7 @@ pub(super) fn load_training_data(
         None => adgan::images::default_channel_names(channels),
     };
     let data = TrainingData {
+        groups: None,
         patches,
         channel_names: names,
     };
@@ -299,6 +305,7 @@ fn score_images(a: &ScoreArgs, specs: &[PathBuf], model: &Model, ui: &mut Report
         slice_axis: Some(2),
         min_brain_fraction: a.min_brain_fraction,
         patch_table: false,
+        painting: a.painting,
     };
     let r = adgan::images::score_images(model, &paths, &opts, a.maps.is_some(), &mut |p| {
         ui.update(p)
@@ -377,6 +384,7 @@ pub fn score(a: ScoreArgs) -> Result<()> {
         slice_axis: a.slice_axis,
         min_brain_fraction: a.min_brain_fraction,
         patch_table: a.patches.is_some(),
+        painting: a.painting,
     };
     let result = model.score_case(&case, &opts, &mut |p| ui.update(p))?;
     ui.finish();
@@ -410,6 +418,15 @@ pub fn score(a: ScoreArgs) -> Result<()> {
 pub fn info(a: InfoArgs) -> Result<()> {
     let model = Model::load(&a.model, tch::Device::Cpu)?;
     let m = &model.meta;
+    if let Some(png) = &a.validation_png {
+        let sel = m.selection.as_ref().ok_or_else(|| {
+            Error::invalid(format!(
+                "{} was trained without validation: it has no validation curve",
+                a.model.display()
+            ))
+        })?;
+        adgan::render::write_validation_png(png, &sel.curve, sel.chosen_iteration)?;
+    }
     if a.json {
         println!(
             "{}",
@@ -458,9 +475,36 @@ pub fn info(a: InfoArgs) -> Result<()> {
         b.pool_size, b.pool_draws, t.pool_every, t.pool_draw
     );
     println!(
-        "  data              {} training + {} calibration patches",
+        "  counterfeits      {} (synthetic share {} of each phase-2 fake batch)",
+        adgan::counterfeit::Counterfeit::list_name(&t.counterfeits),
+        t.synthetic_fraction
+    );
+    println!(
+        "  data              {} training + {} held-out normal patches (whole slices)",
         b.train_patches, b.calibration_patches
     );
+    if let Some(sel) = &m.selection {
+        println!(
+            "  selection         {} weights validated every {} iterations on {} held-out normal patches vs {} anomalies; chose iteration {} (validation AUROC {:.4})",
+            if sel.ema { format!("moving-average (decay {})", t.ema_decay) } else { "raw".into() },
+            t.validate_every,
+            sel.validation_patches,
+            adgan::counterfeit::Counterfeit::list_name(&sel.validation_kinds),
+            sel.chosen_iteration,
+            sel.chosen_auroc
+        );
+        let curve: Vec<String> = sel
+            .curve
+            .iter()
+            .map(|(i, a)| format!("{i}:{a:.3}"))
+            .collect();
+        println!("  validation curve  {}", curve.join(" "));
+    } else if t.ema_decay > 0.0 {
+        println!(
+            "  selection         moving average of the critic's weights (decay {})",
+            t.ema_decay
+        );
+    }
     println!(
         "  calibration       raw mean {:.4} std {:.4}; threshold {:.2}",
         m.calibration.mean, m.calibration.std, m.calibration.threshold

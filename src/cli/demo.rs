@@ -9,6 +9,7 @@ use adgan::evaluate::{patch_protocol, voxel_metrics};
 use adgan::preprocess::Case;
 use adgan::train::{Checkpointing, TrainConfig, TrainingData};
 use adgan::ScoreOptions;
+use clap::ValueEnum;
 use serde_json::json;
 use std::path::{Path, PathBuf};
 
@@ -86,6 +87,7 @@ pub fn run(a: DemoArgs) -> Result<()> {
     let lesion = adgan::volume::read_mask(&test_dir.join(LABEL), case.dims)?;
     let opts = ScoreOptions {
         stride: a.stride,
+        painting: a.painting,
         ..Default::default()
     };
     ui.info(&format!("demo: scoring {TEST_CASE} at stride {}", a.stride));
@@ -122,7 +124,7 @@ pub fn run(a: DemoArgs) -> Result<()> {
     )?;
     let roc_path = a.out.join("roc_patches.png");
     let mut curves = vec![(
-        "adGAN(c)".to_string(),
+        "adGAN".to_string(),
         adgan::metrics::roc_curve(&patches.model_scores, &patches.labels),
     )];
     curves.push((
@@ -141,6 +143,14 @@ pub fn run(a: DemoArgs) -> Result<()> {
             .collect()
     };
     adgan::render::write_histogram_png(&hist_path, &pick(false), &pick(true), 40)?;
+    let validation_path = match &model.meta.selection {
+        Some(sel) => {
+            let p = a.out.join("validation.png");
+            adgan::render::write_validation_png(&p, &sel.curve, sel.chosen_iteration)?;
+            Some(p)
+        }
+        None => None,
+    };
 
     // 5. Report.
     let report = json!({
@@ -149,7 +159,10 @@ pub fn run(a: DemoArgs) -> Result<()> {
         "labels_note": "lesion labels are model-made (BraTS-Toolkit fusion), not expert annotations",
         "device": adgan::device::device_name(device),
         "training": {
-            "preset": format!("{:?}", a.preset).to_lowercase(),
+            "preset": a.preset.to_possible_value().map(|v| v.get_name().to_string()),
+            "counterfeits": adgan::counterfeit::Counterfeit::list_name(&config.counterfeits),
+            "synthetic_fraction": config.synthetic_fraction,
+            "selection": model.meta.selection,
             "phase1_iterations": config.phase1_iterations,
             "phase2_iterations": config.phase2_iterations,
             "batch_size": config.batch_size,
@@ -170,7 +183,7 @@ pub fn run(a: DemoArgs) -> Result<()> {
         "montage_slices": slices,
         "outputs": {
             "model": model_path, "map": map_path, "montage": png_path,
-            "roc": roc_path, "histogram": hist_path,
+            "roc": roc_path, "histogram": hist_path, "validation": validation_path,
         },
         "total_seconds": t0.elapsed().as_secs_f64(),
     });
@@ -191,21 +204,31 @@ pub fn run(a: DemoArgs) -> Result<()> {
             t0.elapsed().as_secs_f64()
         );
         println!(
-            "  patch AUROC (paper protocol, {} healthy / {} lesion): adGAN(c) {}  FLAIR intensity {}",
+            "  patch AUROC (paper protocol, {} healthy / {} lesion): adGAN {}  FLAIR intensity {}",
             patches.healthy_patches,
             patches.lesion_patches,
             fmt(patches.auroc_model),
             fmt(patches.auroc_intensity[0])
         );
         println!(
-            "  voxel AUPRC: adGAN(c) map {}  FLAIR intensity {}",
+            "  voxel AUPRC: adGAN map {}  FLAIR intensity {}",
             fmt(voxel_model.auprc),
             fmt(voxel_flair.auprc)
+        );
+        println!(
+            "  voxel best Dice: adGAN map {:.3}  FLAIR intensity {:.3}; Dice at the model's own threshold ({:.2}) {}",
+            voxel_model.best_dice,
+            voxel_flair.best_dice,
+            threshold,
+            fmt(voxel_model.dice_at_threshold)
         );
         println!("  anomaly map: {}", map_path.display());
         println!("  montage:     {}", png_path.display());
         println!("  ROC curves:  {}", roc_path.display());
         println!("  histogram:   {}", hist_path.display());
+        if let Some(p) = &validation_path {
+            println!("  validation:  {}", p.display());
+        }
         println!("  report:      {}", report_path.display());
         println!("  model:       {}", model_path.display());
     }

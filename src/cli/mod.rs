@@ -105,9 +105,12 @@ pub struct TrainArgs {
     /// Output model file (written atomically).
     #[arg(long, short = 'o', value_name = "FILE")]
     pub out: PathBuf,
-    /// Option set to start from: paper (N=200000, M=150000, batch 64: a GPU
-    /// job) or quick (N=200, M=300, batch 32: minutes on a CPU). Options
-    /// below override it.
+    /// Option set to start from: paper (N=200000, M=150000, batch 64: the
+    /// paper's method and budget, a GPU job); quick (N=0, M=400, batch 32:
+    /// minutes on a CPU; synthetic counterfeits, a moving average and
+    /// label-free selection instead of the fake pool); paper-quick (N=200,
+    /// M=300, batch 32: the paper's method at a CPU budget). Options below
+    /// override it.
     #[arg(long, value_enum, default_value = "paper")]
     pub preset: adgan::train::Preset,
     /// N: phase-1 WGAN-GP iterations.
@@ -183,8 +186,38 @@ pub struct TrainArgs {
     /// Measure and report losses every this many iterations.
     #[arg(long)]
     pub log_every: Option<u64>,
+    /// Synthetic counterfeit anomalies mixed into phase 2's fake batches,
+    /// comma separated: blend (foreign-patch interpolation), intensity
+    /// (brighter or darker regions), texture (blurred or noisy regions), or
+    /// none (the paper).
+    #[arg(long, value_name = "KINDS", value_parser = parse_kinds)]
+    pub counterfeits: Option<Kinds>,
+    /// Share of each phase-2 fake batch that is synthetic: 0 the paper's
+    /// fake pool only, 1 synthetic only (then phase 1 may be 0 iterations).
+    #[arg(long, value_name = "F")]
+    pub synthetic_fraction: Option<f64>,
+    /// Exponential moving average of the phase-2 critic's weights (0: off).
+    #[arg(long, value_name = "DECAY")]
+    pub ema_decay: Option<f64>,
+    /// Validate every K phase-2 iterations on held-out normal slices
+    /// against synthetic anomalies and keep the best critic (0: off).
+    #[arg(long, value_name = "K")]
+    pub validate_every: Option<u64>,
+    /// Kinds of the validation anomalies (best not among --counterfeits).
+    #[arg(long, value_name = "KINDS", value_parser = parse_kinds)]
+    pub validation_kinds: Option<Kinds>,
     #[command(flatten)]
     pub common: Common,
+}
+
+/// A list of counterfeit kinds on the command line.
+#[derive(Debug, Clone)]
+pub struct Kinds(pub Vec<adgan::counterfeit::Counterfeit>);
+
+fn parse_kinds(s: &str) -> std::result::Result<Kinds, String> {
+    adgan::counterfeit::Counterfeit::parse_list(s)
+        .map(Kinds)
+        .map_err(|e| e.to_string())
 }
 
 #[derive(Args, Debug)]
@@ -219,6 +252,11 @@ pub struct ScoreArgs {
     /// slower (windows grow as 1/stride^2).
     #[arg(long, default_value_t = 8)]
     pub stride: usize,
+    /// How window scores become voxel scores: mean (each voxel the mean of
+    /// the windows covering it) or centred:SIGMA (windows weighted by a
+    /// Gaussian of the distance from their centre, SIGMA pixels).
+    #[arg(long, value_name = "HOW", default_value = adgan::score::DEFAULT_PAINTING, value_parser = parse_painting)]
+    pub painting: adgan::score::Painting,
     /// Slice axis (default: the model's).
     #[arg(long)]
     pub slice_axis: Option<usize>,
@@ -244,6 +282,11 @@ pub struct InfoArgs {
     /// Print the metadata as JSON.
     #[arg(long)]
     pub json: bool,
+    /// Also draw the validation curve of a model trained with validation
+    /// (phase-2 iteration against validation AUROC, the chosen snapshot
+    /// marked) into this PNG file.
+    #[arg(long, value_name = "FILE")]
+    pub validation_png: Option<PathBuf>,
 }
 
 #[derive(Args, Debug)]
@@ -267,6 +310,11 @@ pub struct DemoArgs {
     /// Scoring stride.
     #[arg(long, default_value_t = 4)]
     pub stride: usize,
+    /// How window scores become voxel scores: mean (each voxel the mean of
+    /// the windows covering it) or centred:SIGMA (windows weighted by a
+    /// Gaussian of the distance from their centre, SIGMA pixels).
+    #[arg(long, value_name = "HOW", default_value = adgan::score::DEFAULT_PAINTING, value_parser = parse_painting)]
+    pub painting: adgan::score::Painting,
     /// Random seed.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
@@ -312,4 +360,8 @@ pub fn run() -> i32 {
             }
         }
     }
+}
+
+pub(crate) fn parse_painting(s: &str) -> std::result::Result<adgan::score::Painting, String> {
+    adgan::score::Painting::parse(s).map_err(|e| e.to_string())
 }

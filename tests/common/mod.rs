@@ -58,9 +58,9 @@ pub fn anomalous_patches(n: usize, seed: u64) -> Tensor {
     Tensor::from_slice(&v).view([n as i64, 1, 32, 32])
 }
 
-/// A tiny configuration for tests (seconds on a CPU).
+/// A tiny configuration of the paper's method for tests (seconds on a CPU).
 pub fn tiny_config(n1: u64, n2: u64) -> TrainConfig {
-    let mut c = TrainConfig::preset(Preset::Quick);
+    let mut c = TrainConfig::preset(Preset::PaperQuick);
     c.phase1_iterations = n1;
     c.phase2_iterations = n2;
     c.batch_size = 16;
@@ -78,6 +78,7 @@ pub fn tiny_config(n1: u64, n2: u64) -> TrainConfig {
 /// what it has learnt.
 pub fn tiny_model() -> adgan::Model {
     let data = adgan::TrainingData {
+        groups: None,
         patches: normal_patches(120, 1),
         channel_names: vec!["flair".into()],
     };
