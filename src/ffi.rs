@@ -1769,6 +1769,44 @@ mod tests {
                 Some(&["flair".to_string(), "t2".to_string()][..])
             );
             assert_eq!(adgan_train_options_validate(o), 0);
+            // The detector's options: kinds by name, ranges checked, the
+            // option unchanged on error.
+            assert_eq!(
+                adgan_train_options_set_preset(o, c"paper-quick".as_ptr()),
+                0
+            );
+            assert_eq!((*o).config, TrainConfig::preset(Preset::PaperQuick));
+            assert_eq!(
+                adgan_train_options_set_counterfeits(o, c"blend,square".as_ptr(), 1.0),
+                1
+            );
+            assert!(last_error().contains("square"));
+            assert_eq!(
+                adgan_train_options_set_counterfeits(o, c"intensity".as_ptr(), 1.5),
+                1
+            );
+            assert!((*o).config.counterfeits.is_empty());
+            assert_eq!(
+                adgan_train_options_set_counterfeits(o, c"intensity,blend".as_ptr(), 0.5),
+                0
+            );
+            assert_eq!(
+                (*o).config.counterfeits,
+                vec![Counterfeit::Intensity, Counterfeit::Blend]
+            );
+            assert_eq!((*o).config.synthetic_fraction, 0.5);
+            assert_eq!(adgan_train_options_set_ema_decay(o, 1.0), 1);
+            assert_eq!(adgan_train_options_set_ema_decay(o, 0.95), 0);
+            assert_eq!(
+                adgan_train_options_set_validation(o, 25, std::ptr::null()),
+                1
+            );
+            assert_eq!(
+                adgan_train_options_set_validation(o, 25, c"texture".as_ptr()),
+                0
+            );
+            assert_eq!((*o).config.validate_every, 25);
+            assert_eq!(adgan_train_options_validate(o), 0);
             adgan_train_options_free(o);
             adgan_train_options_free(std::ptr::null_mut());
         }
