@@ -67,7 +67,7 @@ def main():
                                                     a.threads, a.device, a.fresh)
 
     # The detector's default (synthetic counterfeits, moving average, label-free selection).
-    ours = models / f"{a.ours}.adgan"
+    ours = models / "ours.adgan"
     if a.fresh or not ours.exists():
         q = ["train", "--preset", a.ours, "--seed", a.seed, "-o", ours, "--restart"]
         for case, flair, seg in TRAIN:

@@ -18,7 +18,7 @@ DOC = ROOT / "docs" / "BENCHMARKS.md"
 # N, M, batch of the presets (src/train.rs: TrainConfig::preset).
 PRESETS = {"paper-quick": (200, 300, 32), "paper": (200_000, 150_000, 64)}
 # The detector's own presets (trained with `adgan train --preset NAME`).
-OURS_PRESETS = {"quick": (0, 400, 32)}
+OURS_PRESETS = {"quick": (0, 600, 32)}
 
 
 def add_run_options(ap, work_name):

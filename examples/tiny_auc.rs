@@ -14,6 +14,7 @@ fn main() {
     let mut aucs = Vec::new();
     for seed in 0..seeds {
         let data = adgan::TrainingData {
+            groups: None,
             patches: common::normal_patches(800, 42),
             channel_names: vec!["flair".into()],
         };

@@ -276,7 +276,7 @@ void adgan_train_options_free(AdganTrainOptions *options);
 /**
  * Reset every option (device, checkpoint, restart and channel names
  * included) to a named preset: "paper" (the paper's method and budget, a
- * GPU job), "quick" (N = 0, M = 400, batch 32: minutes on a CPU, with
+ * GPU job), "quick" (N = 0, M = 600, batch 32: minutes on a CPU, with
  * synthetic counterfeits and label-free selection) or "paper-quick" (the
  * paper's method at N = 200, M = 300, batch 32).
  *

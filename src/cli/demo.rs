@@ -16,6 +16,39 @@ use std::path::{Path, PathBuf};
 const TRAIN_CASE: &str = "TCGA-DU-7294";
 const TEST_CASE: &str = "TCGA-FG-6692";
 const FLAIR: &str = "fla_bet.nii.gz";
+/// The demo cases' modalities: name and file.
+const MODALITIES: [(&str, &str); 4] = [
+    ("flair", FLAIR),
+    ("t1", "t1_bet.nii.gz"),
+    ("t1c", "t1c_bet.nii.gz"),
+    ("t2", "t2_bet.nii.gz"),
+];
+
+/// The files of the channels named in `list` ("flair,t2"); FLAIR first
+/// (the baseline and the montage are FLAIR's).
+fn channel_files(list: &str) -> Result<(Vec<String>, Vec<&'static str>)> {
+    let mut names = Vec::new();
+    let mut files = Vec::new();
+    for name in list.split(',').map(str::trim) {
+        let file = MODALITIES
+            .iter()
+            .find(|m| m.0 == name)
+            .map(|m| m.1)
+            .ok_or_else(|| {
+                Error::invalid(format!(
+                    "--channels: unknown modality '{name}' (expected flair, t1, t1c or t2)"
+                ))
+            })?;
+        names.push(name.to_string());
+        files.push(file);
+    }
+    if files.first() != Some(&FLAIR) {
+        return Err(Error::invalid(
+            "--channels must start with flair (the baseline and the montage use it)",
+        ));
+    }
+    Ok((names, files))
+}
 const LABEL: &str = "fusion_simple_seg.nii.gz";
 
 fn data_dir(given: Option<&Path>) -> Result<PathBuf> {
@@ -58,14 +91,16 @@ pub fn run(a: DemoArgs) -> Result<()> {
     if let Some(m) = a.phase2_iterations {
         config.phase2_iterations = m;
     }
+    let (channel_names, files) = channel_files(&a.channels)?;
     let train_dir = data.join(TRAIN_CASE);
-    let (train_case, _) =
-        Case::from_files(&[train_dir.join(FLAIR)], None, Some(&train_dir.join(LABEL)))?;
-    let training = TrainingData::from_cases(&[train_case], vec!["flair".into()], &config.sampling)?;
+    let paths = |dir: &Path| -> Vec<PathBuf> { files.iter().map(|f| dir.join(f)).collect() };
+    let (train_case, _) = Case::from_files(&paths(&train_dir), None, Some(&train_dir.join(LABEL)))?;
+    let training =
+        TrainingData::from_cases(&[train_case], channel_names.clone(), &config.sampling)?;
     ui.info(&format!(
         "demo: training on {} healthy patches of {TRAIN_CASE} ({}), N={} M={} on {}",
         training.len(),
-        FLAIR,
+        channel_names.join(", "),
         config.phase1_iterations,
         config.phase2_iterations,
         adgan::device::device_name(device)
@@ -83,7 +118,7 @@ pub fn run(a: DemoArgs) -> Result<()> {
 
     // 2. Score the other case.
     let test_dir = data.join(TEST_CASE);
-    let (case, like) = Case::from_files(&[test_dir.join(FLAIR)], None, None)?;
+    let (case, like) = Case::from_files(&paths(&test_dir), None, None)?;
     let lesion = adgan::volume::read_mask(&test_dir.join(LABEL), case.dims)?;
     let opts = ScoreOptions {
         stride: a.stride,
@@ -160,6 +195,7 @@ pub fn run(a: DemoArgs) -> Result<()> {
         "device": adgan::device::device_name(device),
         "training": {
             "preset": a.preset.to_possible_value().map(|v| v.get_name().to_string()),
+            "channels": channel_names,
             "counterfeits": adgan::counterfeit::Counterfeit::list_name(&config.counterfeits),
             "synthetic_fraction": config.synthetic_fraction,
             "selection": model.meta.selection,

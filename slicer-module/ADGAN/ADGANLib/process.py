@@ -38,7 +38,7 @@ PRESETS = {
     # Mirrors `adgan train --preset` (tests/python/test_parameters_and_maps.py
     # checks it against `adgan train --help`); shown in the panel, the
     # program applies them.
-    "quick": {"phase1_iterations": 0, "phase2_iterations": 400, "batch_size": 32},
+    "quick": {"phase1_iterations": 0, "phase2_iterations": 600, "batch_size": 32},
     "paper": {"phase1_iterations": 200000, "phase2_iterations": 150000, "batch_size": 64},
     "paper-quick": {"phase1_iterations": 200, "phase2_iterations": 300, "batch_size": 32},
 }
