@@ -363,7 +363,7 @@ pub fn training_patches_by_slice(
             continue;
         }
         let w = plane_windows(&take_slice(&norm.data, axis, index), &bg, sampling.stride);
-        slices.extend(std::iter::repeat_n(index as u32, idx.size()[0] as usize));
+        slices.extend(std::iter::repeat(index as u32).take(idx.size()[0] as usize));
         kept.push(w.patches.index_select(0, &idx));
     }
     if kept.is_empty() {
