@@ -455,6 +455,17 @@ pub fn variant_name(model: &Model) -> String {
         "stdWGAN".into()
     } else if model.meta.budget.phase2_iterations == 0 {
         "WGAN critic".into()
+    } else if t.synthetic_fraction >= 1.0 {
+        "adGAN (counterfeits)".into()
+    } else if t.synthetic_fraction > 0.0 {
+        format!(
+            "{} + counterfeits",
+            if t.critic_init == CriticInit::Reset {
+                "adGAN"
+            } else {
+                "adGAN(c)"
+            }
+        )
     } else if t.critic_init == CriticInit::Reset {
         "adGAN".into()
     } else {

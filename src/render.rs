@@ -295,31 +295,16 @@ pub fn write_roc_png(path: &Path, curves: &[(String, Vec<(f64, f64)>)]) -> Resul
     };
     let mut canvas = Canvas::new(plot.left + SIZE + 24, plot.top + SIZE + 56, WHITE);
     canvas.title("ROC");
-    for k in 0..=5 {
-        let f = k as f64 / 5.0;
-        let (x, y) = plot.map(f, f);
-        canvas.line(x, plot.top as i64, x, plot.bottom(), GRID);
-        canvas.line(plot.left as i64, y, plot.right(), y, GRID);
-        let tick = format!("{f:.1}");
-        canvas.text(x - 8, plot.bottom() + 6, &tick, BLACK, 1);
-        canvas.text(plot.left as i64 - 24, y - 3, &tick, BLACK, 1);
-    }
+    let tick = |f: f64| format!("{f:.1}");
     let (x0, y0) = plot.map(0.0, 0.0);
     let (x1, y1) = plot.map(1.0, 1.0);
     canvas.dashed_line(x0, y0, x1, y1, DIAGONAL, 6);
-    canvas.rect_outline(
-        plot.left as i64,
-        plot.top as i64,
-        plot.right(),
-        plot.bottom(),
-        BLACK,
-    );
-    canvas.text(
-        plot.left as i64 + SIZE as i64 / 2 - 60,
-        plot.bottom() + 22,
+    canvas.axes(
+        &plot,
+        &tick,
+        &tick,
+        plot.left as i64 - 24,
         "FALSE POSITIVE RATE",
-        BLACK,
-        1,
     );
     canvas.text(4, plot.top as i64 - 12, "TRUE POSITIVE RATE", BLACK, 1);
 
@@ -382,33 +367,12 @@ pub fn write_validation_png(path: &Path, curve: &[(u64, f64)], chosen: u64) -> R
         (0.0, 1.0)
     };
     let fy = |v: f64| (v - lo) / (hi - lo);
-    for k in 0..=5 {
-        let f = k as f64 / 5.0;
-        let (x, y) = plot.map(f, f);
-        canvas.line(x, plot.top as i64, x, plot.bottom(), GRID);
-        canvas.line(plot.left as i64, y, plot.right(), y, GRID);
-        canvas.text(
-            x - 8,
-            plot.bottom() + 6,
-            &format_number(f * x_max),
-            BLACK,
-            1,
-        );
-        canvas.text(4, y - 3, &format_number(lo + f * (hi - lo)), BLACK, 1);
-    }
-    canvas.rect_outline(
-        plot.left as i64,
-        plot.top as i64,
-        plot.right(),
-        plot.bottom(),
-        BLACK,
-    );
-    canvas.text(
-        plot.left as i64 + W as i64 / 2 - 60,
-        plot.bottom() + 22,
+    canvas.axes(
+        &plot,
+        &|f| format_number(f * x_max),
+        &|f| format_number(lo + f * (hi - lo)),
+        4,
         "PHASE-2 ITERATION",
-        BLACK,
-        1,
     );
     let (cx, _) = plot.map(chosen as f64 / x_max, 0.0);
     canvas.dashed_line(cx, plot.top as i64, cx, plot.bottom(), DIAGONAL, 6);
@@ -941,6 +905,41 @@ impl Canvas {
     }
 
     /// A title centred at the top, at twice the font size.
+    /// A plot's frame: a 5 x 5 grid with tick labels (`x_tick`, `y_tick`
+    /// of the fraction 0..1 along each axis; y labels start at column
+    /// `y_tick_at`), the outline and the x axis's label.
+    fn axes(
+        &mut self,
+        plot: &PlotArea,
+        x_tick: &dyn Fn(f64) -> String,
+        y_tick: &dyn Fn(f64) -> String,
+        y_tick_at: i64,
+        x_label: &str,
+    ) {
+        for k in 0..=5 {
+            let f = k as f64 / 5.0;
+            let (x, y) = plot.map(f, f);
+            self.line(x, plot.top as i64, x, plot.bottom(), GRID);
+            self.line(plot.left as i64, y, plot.right(), y, GRID);
+            self.text(x - 8, plot.bottom() + 6, &x_tick(f), BLACK, 1);
+            self.text(y_tick_at, y - 3, &y_tick(f), BLACK, 1);
+        }
+        self.rect_outline(
+            plot.left as i64,
+            plot.top as i64,
+            plot.right(),
+            plot.bottom(),
+            BLACK,
+        );
+        self.text(
+            plot.left as i64 + plot.width as i64 / 2 - 60,
+            plot.bottom() + 22,
+            x_label,
+            BLACK,
+            1,
+        );
+    }
+
     fn title(&mut self, text: &str) {
         let width = text.chars().count() as i64 * 12;
         self.text((self.width as i64 - width) / 2, 8, text, BLACK, 2);

@@ -143,6 +143,10 @@ fn selection_keeps_the_best_validated_snapshot_and_the_file_keeps_the_curve() {
         .iter()
         .any(|&(i, a)| i == sel.chosen_iteration && a == best));
     assert_eq!(sel.validation_kinds, vec![Counterfeit::Texture]);
+    assert_eq!(
+        adgan::evaluate::variant_name(&model),
+        "adGAN (counterfeits)"
+    );
     assert!(sel.ema);
     let path = dir.path().join("m.adgan");
     model.save(&path).unwrap();

@@ -451,10 +451,12 @@ pub fn info(a: InfoArgs) -> Result<()> {
         m.patch_size, m.slice_axis, m.normalisation
     );
     println!(
-        "  variant           {}",
-        match t.critic_init {
-            adgan::train::CriticInit::FineTune => "adGAN(c): critic fine-tuned",
-            adgan::train::CriticInit::Reset => "adGAN: critic reset",
+        "  variant           {}: {}",
+        adgan::evaluate::variant_name(&model),
+        match (t.critic_init, t.phase1_iterations) {
+            (_, 0) => "critic trained from its initialisation",
+            (adgan::train::CriticInit::FineTune, _) => "critic fine-tuned from phase 1",
+            (adgan::train::CriticInit::Reset, _) => "critic reset after phase 1",
         }
     );
     println!(
