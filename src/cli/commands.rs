@@ -482,7 +482,7 @@ pub fn info(a: InfoArgs) -> Result<()> {
         t.synthetic_fraction
     );
     println!(
-        "  data              {} training + {} held-out normal patches (whole slices)",
+        "  data              {} training + {} held-out normal patches",
         b.train_patches, b.calibration_patches
     );
     if let Some(sel) = &m.selection {
