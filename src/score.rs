@@ -72,13 +72,6 @@ impl Painting {
             "painting '{s}' (expected mean or centred:SIGMA with SIGMA > 0 pixels)"
         )))
     }
-
-    pub fn name(&self) -> String {
-        match self {
-            Painting::Mean => "mean".into(),
-            Painting::Centred(s) => format!("centred:{s}"),
-        }
-    }
 }
 
 impl Default for ScoreOptions {

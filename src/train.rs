@@ -340,7 +340,7 @@ const MIN_GROUPS: usize = 10;
 /// training indices, seeded. Whole groups (slices) are held out when the
 /// data has at least `MIN_GROUPS` of them, so that no held-out patch
 /// overlaps a training window.
-pub fn held_out_split(data: &TrainingData, config: &TrainConfig) -> Result<(Vec<i64>, Vec<i64>)> {
+pub fn held_out_split(data: &TrainingData, config: &TrainConfig) -> (Vec<i64>, Vec<i64>) {
     let n_all = data.len();
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(config.seed);
     let budget = if config.max_patches > 0 {
@@ -349,17 +349,17 @@ pub fn held_out_split(data: &TrainingData, config: &TrainConfig) -> Result<(Vec<
         n_all
     };
     let target = ((budget as f64 * config.calibration_fraction).round() as usize).max(2);
-    let groups = data.groups.as_ref().filter(|g| {
-        let distinct: std::collections::BTreeSet<&u32> = g.iter().collect();
-        g.len() == n_all && distinct.len() >= MIN_GROUPS
+    // Patches per group, when every patch has one.
+    let sizes = data.groups.as_ref().filter(|g| g.len() == n_all).map(|g| {
+        let mut sizes = std::collections::BTreeMap::new();
+        for id in g {
+            *sizes.entry(*id).or_insert(0usize) += 1;
+        }
+        (g, sizes)
     });
     let (mut held, mut train) = (Vec::new(), Vec::new());
-    match groups {
-        Some(groups) => {
-            let mut sizes = std::collections::BTreeMap::new();
-            for g in groups {
-                *sizes.entry(*g).or_insert(0usize) += 1;
-            }
+    match sizes.filter(|(_, sizes)| sizes.len() >= MIN_GROUPS) {
+        Some((groups, sizes)) => {
             let mut ids: Vec<u32> = sizes.keys().copied().collect();
             ids.shuffle(&mut rng);
             let mut chosen = std::collections::BTreeSet::new();
@@ -390,7 +390,7 @@ pub fn held_out_split(data: &TrainingData, config: &TrainConfig) -> Result<(Vec<
         }
     }
     train.truncate(budget.saturating_sub(held.len()));
-    Ok((held, train))
+    (held, train)
 }
 
 /// Phase 2's selection state: the moving average, the best snapshot and
@@ -470,7 +470,7 @@ pub fn train(
         return Err(Error::invalid("training patches have no channel"));
     }
     let n_all = data.len();
-    let (held, train_order) = held_out_split(data, config)?;
+    let (held, train_order) = held_out_split(data, config);
     let n_cal = held.len();
     if train_order.len() < config.batch_size {
         return Err(Error::invalid(format!(
@@ -664,7 +664,7 @@ pub fn train(
                 &config.validation_kinds,
                 config.seed,
                 device,
-            )?)
+            ))
         } else {
             None
         };
@@ -711,17 +711,18 @@ pub fn train(
             if let Some(v) = &validator {
                 let done = j + 1;
                 if done % config.validate_every == 0 || done == config.phase2_iterations {
+                    // The moving average when there is one, else the weights as they are.
+                    let current;
                     let weights = match &chooser.ema {
-                        Some(ema) => ema
-                            .weights
-                            .iter()
-                            .map(|(k, t)| (k.clone(), t.shallow_clone()))
-                            .collect(),
-                        None => snapshot(&nets.vs_d),
+                        Some(ema) => &ema.weights,
+                        None => {
+                            current = snapshot(&nets.vs_d);
+                            &current
+                        }
                     };
-                    let auroc = v.auroc(&weights)?;
+                    let auroc = v.auroc(weights)?;
                     if chooser.report.record(done, auroc) {
-                        chooser.best = Some(selection::copy(&weights));
+                        chooser.best = Some(selection::copy(weights));
                     }
                     report.validation_auroc = Some(auroc);
                 }
@@ -825,18 +826,14 @@ fn save_checkpoint(
     if let Some(p) = pool.tensor() {
         tensors.push(("pool".into(), p));
     }
-    if let Some(ema) = &chooser.ema {
-        tensors.extend(
-            ema.weights
-                .iter()
-                .map(|(k, t)| (format!("ema.{k}"), t.shallow_clone())),
-        );
-    }
-    if let Some(best) = &chooser.best {
-        tensors.extend(
-            best.iter()
-                .map(|(k, t)| (format!("best.{k}"), t.shallow_clone())),
-        );
+    // Phase 2's moving average and best snapshot, named like the critic's.
+    for (prefix, weights) in [
+        ("ema.", chooser.ema.as_ref().map(|e| &e.weights)),
+        ("best.", chooser.best.as_ref()),
+    ] {
+        for (k, t) in weights.into_iter().flatten() {
+            tensors.push((format!("{prefix}{k}"), t.shallow_clone()));
+        }
     }
     let json = serde_json::to_string(&meta).map_err(|e| Error::invalid(e.to_string()))?;
     crate::tensor_file::write(path, &tensors, &json)

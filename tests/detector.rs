@@ -80,7 +80,7 @@ fn synthetic_counterfeits_rank_in_range_anomalies_above_normal_patches() {
 fn held_out_patches_come_from_slices_training_never_sees() {
     let d = data(400, true);
     let c = TrainConfig::default();
-    let (held, train) = held_out_split(&d, &c).unwrap();
+    let (held, train) = held_out_split(&d, &c);
     let groups = d.groups.as_ref().unwrap();
     let held_groups: std::collections::BTreeSet<u32> =
         held.iter().map(|&i| groups[i as usize]).collect();
@@ -96,10 +96,10 @@ fn held_out_patches_come_from_slices_training_never_sees() {
     // About the calibration fraction (10%), whole slices of 10 patches.
     assert!((40..=50).contains(&held.len()), "{}", held.len());
     // Seeded: the same split every time, another with another seed.
-    assert_eq!(held_out_split(&d, &c).unwrap().0, held);
+    assert_eq!(held_out_split(&d, &c).0, held);
     let mut other = c.clone();
     other.seed = 1;
-    assert_ne!(held_out_split(&d, &other).unwrap().0, held);
+    assert_ne!(held_out_split(&d, &other).0, held);
 }
 
 #[test]
@@ -116,7 +116,7 @@ fn real_volumes_are_held_out_by_whole_slices() {
     let d = TrainingData::from_cases(&[c], vec!["flair".into()], &cfg.sampling).unwrap();
     let groups = d.groups.clone().unwrap();
     assert_eq!(groups.len(), d.len());
-    let (held, train) = held_out_split(&d, &cfg).unwrap();
+    let (held, train) = held_out_split(&d, &cfg);
     let held_slices: std::collections::BTreeSet<u32> =
         held.iter().map(|&i| groups[i as usize]).collect();
     assert!(held_slices.len() >= 3, "{held_slices:?}");

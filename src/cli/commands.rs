@@ -305,7 +305,7 @@ fn score_images(a: &ScoreArgs, specs: &[PathBuf], model: &Model, ui: &mut Report
         slice_axis: Some(2),
         min_brain_fraction: a.min_brain_fraction,
         patch_table: false,
-        painting: a.painting,
+        painting: a.map.painting,
     };
     let r = adgan::images::score_images(model, &paths, &opts, a.maps.is_some(), &mut |p| {
         ui.update(p)
@@ -384,7 +384,7 @@ pub fn score(a: ScoreArgs) -> Result<()> {
         slice_axis: a.slice_axis,
         min_brain_fraction: a.min_brain_fraction,
         patch_table: a.patches.is_some(),
-        painting: a.painting,
+        painting: a.map.painting,
     };
     let result = model.score_case(&case, &opts, &mut |p| ui.update(p))?;
     ui.finish();

@@ -122,7 +122,7 @@ pub fn run(a: DemoArgs) -> Result<()> {
     let lesion = adgan::volume::read_mask(&test_dir.join(LABEL), case.dims)?;
     let opts = ScoreOptions {
         stride: a.stride,
-        painting: a.painting,
+        painting: a.map.painting,
         ..Default::default()
     };
     ui.info(&format!("demo: scoring {TEST_CASE} at stride {}", a.stride));

@@ -48,11 +48,8 @@ pub struct EvalArgs {
     /// Stride of the voxel map (1-32; smaller is sharper and slower).
     #[arg(long, default_value_t = 4)]
     pub stride: usize,
-    /// How window scores become voxel scores: mean (each voxel the mean of
-    /// the windows covering it) or centred:SIGMA (windows weighted by a
-    /// Gaussian of the distance from their centre, SIGMA pixels).
-    #[arg(long, value_name = "HOW", default_value = adgan::score::DEFAULT_PAINTING, value_parser = super::parse_painting)]
-    pub painting: adgan::score::Painting,
+    #[command(flatten)]
+    pub map: super::PaintingArg,
     /// Stride of the patch protocol's windows.
     #[arg(long, default_value_t = 8)]
     pub patch_stride: usize,
@@ -212,7 +209,7 @@ pub fn run(a: EvalArgs) -> Result<()> {
     let score_opts = ScoreOptions {
         stride: a.stride,
         batch_size: a.batch_size,
-        painting: a.painting,
+        painting: a.map.painting,
         ..Default::default()
     };
     let mut report = json!({

@@ -254,11 +254,8 @@ pub struct ScoreArgs {
     /// slower (windows grow as 1/stride^2).
     #[arg(long, default_value_t = 8)]
     pub stride: usize,
-    /// How window scores become voxel scores: mean (each voxel the mean of
-    /// the windows covering it) or centred:SIGMA (windows weighted by a
-    /// Gaussian of the distance from their centre, SIGMA pixels).
-    #[arg(long, value_name = "HOW", default_value = adgan::score::DEFAULT_PAINTING, value_parser = parse_painting)]
-    pub painting: adgan::score::Painting,
+    #[command(flatten)]
+    pub map: PaintingArg,
     /// Slice axis (default: the model's).
     #[arg(long)]
     pub slice_axis: Option<usize>,
@@ -316,11 +313,8 @@ pub struct DemoArgs {
     /// Scoring stride.
     #[arg(long, default_value_t = 4)]
     pub stride: usize,
-    /// How window scores become voxel scores: mean (each voxel the mean of
-    /// the windows covering it) or centred:SIGMA (windows weighted by a
-    /// Gaussian of the distance from their centre, SIGMA pixels).
-    #[arg(long, value_name = "HOW", default_value = adgan::score::DEFAULT_PAINTING, value_parser = parse_painting)]
-    pub painting: adgan::score::Painting,
+    #[command(flatten)]
+    pub map: PaintingArg,
     /// Random seed.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
@@ -368,6 +362,16 @@ pub fn run() -> i32 {
     }
 }
 
-pub(crate) fn parse_painting(s: &str) -> std::result::Result<adgan::score::Painting, String> {
+/// How a map is painted (score, eval and demo share the option).
+#[derive(Args, Debug)]
+pub struct PaintingArg {
+    /// How window scores become voxel scores: mean (each voxel the mean of
+    /// the windows covering it) or centred:SIGMA (windows weighted by a
+    /// Gaussian of the distance from their centre, SIGMA pixels).
+    #[arg(long, value_name = "HOW", default_value = adgan::score::DEFAULT_PAINTING, value_parser = parse_painting)]
+    pub painting: adgan::score::Painting,
+}
+
+fn parse_painting(s: &str) -> std::result::Result<adgan::score::Painting, String> {
     adgan::score::Painting::parse(s).map_err(|e| e.to_string())
 }
