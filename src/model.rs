@@ -270,6 +270,46 @@ impl Model {
         Ok(Tensor::f_cat(&out, 0)?)
     }
 
+    /// Raw critic outputs `[N]` and per-pixel attributions `[N, 32, 32]` of
+    /// the anomaly to the input: `relu(-dD/dx * x)` summed over channels
+    /// (gradient times input, the baseline being the brain's mean intensity,
+    /// 0 after normalisation), both on the CPU.
+    pub fn raw_scores_and_attributions(
+        &self,
+        patches: &Tensor,
+        batch: usize,
+    ) -> Result<(Tensor, Tensor)> {
+        let n = patches.size()[0];
+        let c = patches.size().get(1).copied().unwrap_or(0) as usize;
+        self.check_channels(c, "patches")?;
+        let batch = batch.max(1) as i64;
+        let (mut raw, mut attr) = (Vec::new(), Vec::new());
+        let state = self.lock();
+        let mut start = 0;
+        while start < n {
+            let len = batch.min(n - start);
+            let x = patches
+                .f_narrow(0, start, len)?
+                .f_to_device(self.device)?
+                .f_to_kind(Kind::Float)?
+                .detach()
+                .set_requires_grad(true);
+            let d = state.net.forward(&x);
+            let g = Tensor::f_run_backward(&[d.sum(Kind::Float)], &[&x], false, false)?;
+            let a = (-(&g[0] * &x)).relu().sum_dim_intlist(1, false, Kind::Float);
+            raw.push(d.detach().f_to_device(Device::Cpu)?);
+            attr.push(a.detach().f_to_device(Device::Cpu)?);
+            start += len;
+        }
+        if raw.is_empty() {
+            return Ok((
+                Tensor::zeros([0], (Kind::Float, Device::Cpu)),
+                Tensor::zeros([0, 32, 32], (Kind::Float, Device::Cpu)),
+            ));
+        }
+        Ok((Tensor::f_cat(&raw, 0)?, Tensor::f_cat(&attr, 0)?))
+    }
+
     /// Calibrated anomaly scores for patches, as `f64`.
     pub fn scores(&self, patches: &Tensor, batch: usize) -> Result<Vec<f64>> {
         let raw = self.raw_scores(patches, batch)?;

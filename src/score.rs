@@ -36,6 +36,11 @@ pub struct ScoreOptions {
 /// The painting scoring uses unless told otherwise (command line, C API).
 pub const DEFAULT_PAINTING: &str = "mean";
 
+/// The box filter of `attribution` without `:K`, in pixels: measured on a
+/// large glioma and on small synthetic lesions (docs/BENCHMARKS.md), 5 is
+/// the middle ground (1 is speckled, 9 blurs lesions of a few voxels).
+pub const ATTRIBUTION_SMOOTHING: usize = 5;
+
 /// How window scores are painted onto voxels.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Painting {
@@ -46,6 +51,13 @@ pub enum Painting {
     /// this standard deviation in pixels: windows centred on a voxel count
     /// most, so maps follow lesions more closely than the plain mean.
     Centred(f64),
+    /// Each window spreads its score over its pixels in proportion to how
+    /// much each pixel raises it (gradient times input, box-filtered over
+    /// this many pixels, normalised to mean 1 over the window's brain
+    /// pixels); each voxel gets the mean over the windows covering it. The
+    /// map follows lesions smaller than a window (the mean cannot), at
+    /// about three times the scoring time (a backward pass per window).
+    Attribution(usize),
 }
 
 impl Default for Painting {
@@ -61,6 +73,16 @@ impl Painting {
         if s == "mean" {
             return Ok(Painting::Mean);
         }
+        if s == "attribution" {
+            return Ok(Painting::Attribution(ATTRIBUTION_SMOOTHING));
+        }
+        if let Some(v) = s.strip_prefix("attribution:") {
+            if let Ok(k) = v.parse::<usize>() {
+                if k % 2 == 1 && k <= PATCH as usize {
+                    return Ok(Painting::Attribution(k));
+                }
+            }
+        }
         if let Some(v) = s.strip_prefix("centred:").or(s.strip_prefix("centered:")) {
             if let Ok(sigma) = v.parse::<f64>() {
                 if sigma.is_finite() && sigma > 0.0 {
@@ -69,7 +91,7 @@ impl Painting {
             }
         }
         Err(Error::invalid(format!(
-            "painting '{s}' (expected mean or centred:SIGMA with SIGMA > 0 pixels)"
+            "painting '{s}' (expected mean, centred:SIGMA with SIGMA > 0 pixels, or attribution[:K] with K odd, 1 to 31)"
         )))
     }
 }
@@ -185,6 +207,50 @@ fn paint_weighted(
     (sum, cnt)
 }
 
+/// [`Painting::Attribution`]: each window adds `score * a` and 1 to the
+/// pixels it covers, `a` its attribution (row-major `32 x 32`, mean 1).
+fn paint_attributed(
+    h: usize,
+    w: usize,
+    origins: &[(usize, usize, f64)],
+    attr: &[&[f32]],
+) -> (Vec<f64>, Vec<f64>) {
+    let p = PATCH as usize;
+    let mut sum = vec![0f64; h * w];
+    let mut cnt = vec![0f64; h * w];
+    for (&(r0, q0, v), a) in origins.iter().zip(attr) {
+        for dr in 0..p.min(h.saturating_sub(r0)) {
+            let row = (r0 + dr) * w;
+            for dq in 0..p.min(w.saturating_sub(q0)) {
+                sum[row + q0 + dq] += v * a[dr * p + dq] as f64;
+                cnt[row + q0 + dq] += 1.0;
+            }
+        }
+    }
+    (sum, cnt)
+}
+
+/// Attributions `[L, 32, 32]` of windows whose brain pixels are `in_brain`
+/// (1/0, same shape): box-filtered over `k x k` pixels and divided by their
+/// mean over the window's brain pixels, so that a window painting its score
+/// times these gives its brain the score on average.
+fn relative_attribution(attr: &tch::Tensor, in_brain: &tch::Tensor, k: usize) -> tch::Tensor {
+    let a = attr * in_brain;
+    let a = if k > 1 {
+        let k = k as i64;
+        a.unsqueeze(1)
+            .avg_pool2d([k, k], [1, 1], [k / 2, k / 2], false, false, None::<i64>)
+            .squeeze_dim(1)
+            * in_brain
+    } else {
+        a
+    };
+    let dims = &[1i64, 2][..];
+    let brain_px = in_brain.sum_dim_intlist(dims, true, tch::Kind::Float).clamp_min(1.0);
+    let mean = a.sum_dim_intlist(dims, true, tch::Kind::Float) / brain_px;
+    a / (mean + 1e-6)
+}
+
 /// The Gaussian window kernel of [`Painting::Centred`].
 fn centred_kernel(sigma: f64) -> Vec<f64> {
     let p = PATCH as usize;
@@ -235,7 +301,7 @@ impl Model {
         let mut scored = 0usize;
         let brain = to_f32_vec(&norm.brain)?;
         let kernel = match opts.painting {
-            Painting::Mean => None,
+            Painting::Mean | Painting::Attribution(_) => None,
             Painting::Centred(sigma) => Some(centred_kernel(sigma)),
         };
         for index in 0..nslices {
@@ -248,16 +314,34 @@ impl Model {
                 let win = plane_windows(&take_slice(&data, axis, index), &bg_dev, opts.stride);
                 let idx = tch::Tensor::from_slice(&any).to_device(device);
                 let patches = win.patches.index_select(0, &idx);
-                let raw = to_f32_vec(&self.raw_scores(&patches, opts.batch_size)?)?;
+                let (raw, attr) = if let Painting::Attribution(k) = opts.painting {
+                    let (r, a) = self.raw_scores_and_attributions(&patches, opts.batch_size)?;
+                    let in_brain = plane_windows(
+                        &brain_plane.unsqueeze(0),
+                        &tch::Tensor::zeros([1], (tch::Kind::Float, tch::Device::Cpu)),
+                        opts.stride,
+                    )
+                    .patches
+                    .index_select(0, &idx.to_device(tch::Device::Cpu))
+                    .squeeze_dim(1);
+                    let a = relative_attribution(&a, &in_brain, k);
+                    (to_f32_vec(&r)?, Some(to_f32_vec(&a)?))
+                } else {
+                    (to_f32_vec(&self.raw_scores(&patches, opts.batch_size)?)?, None)
+                };
                 scored += raw.len();
                 let mut strong = Vec::new();
                 let mut weak = Vec::new();
-                for (&li, &r) in any.iter().zip(&raw) {
+                let mut strong_attr: Vec<&[f32]> = Vec::new();
+                for (k, (&li, &r)) in any.iter().zip(&raw).enumerate() {
                     let li = li as usize;
                     let (row, col) = ((li / win.cols) * opts.stride, (li % win.cols) * opts.stride);
                     let s = self.meta.calibration.score(r as f64);
                     if frac[li] as f64 >= min_frac - 1e-6 {
                         strong.push((row, col, s));
+                        if let Some(a) = &attr {
+                            strong_attr.push(&a[k * 1024..(k + 1) * 1024]);
+                        }
                     } else {
                         weak.push((row, col, s));
                     }
@@ -275,6 +359,10 @@ impl Model {
                     }
                 }
                 let ((s1, c1), (s2, c2)) = match &kernel {
+                    None if matches!(opts.painting, Painting::Attribution(_)) => (
+                        paint_attributed(h, w, &strong, &strong_attr),
+                        paint(h, w, win.padded, &weak),
+                    ),
                     None => (
                         paint(h, w, win.padded, &strong),
                         paint(h, w, win.padded, &weak),
@@ -316,5 +404,51 @@ impl Model {
             windows_scored: scored,
             seconds: t0.elapsed().as_secs_f64(),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tch::{Device, Kind, Tensor};
+
+    #[test]
+    fn paintings_parse_and_bad_ones_are_refused_by_name() {
+        assert_eq!(Painting::parse("mean").unwrap(), Painting::Mean);
+        assert_eq!(
+            Painting::parse("centred:8").unwrap(),
+            Painting::Centred(8.0)
+        );
+        assert_eq!(
+            Painting::parse("attribution").unwrap(),
+            Painting::Attribution(ATTRIBUTION_SMOOTHING)
+        );
+        assert_eq!(
+            Painting::parse("attribution:3").unwrap(),
+            Painting::Attribution(3)
+        );
+        for bad in ["attribution:4", "attribution:33", "centred:0", "median"] {
+            let e = Painting::parse(bad).unwrap_err().to_string();
+            assert!(e.contains(bad), "{e}");
+        }
+    }
+
+    #[test]
+    fn relative_attribution_keeps_the_spot_and_averages_one_over_the_brain() {
+        // One window: attribution on a 3x3 spot; the left half is not brain.
+        let mut a = Tensor::zeros([1, 32, 32], (Kind::Float, Device::Cpu));
+        let _ = a.narrow(1, 20, 3).narrow(2, 20, 3).fill_(1.0);
+        let _ = a.narrow(1, 0, 32).narrow(2, 0, 4).fill_(5.0); // outside the brain
+        let mut brain = Tensor::ones([1, 32, 32], (Kind::Float, Device::Cpu));
+        let _ = brain.narrow(2, 0, 16).fill_(0.0);
+        for k in [1, 5] {
+            let r = relative_attribution(&a, &brain, k);
+            let v = crate::tensor_file::to_f32_vec(&r).unwrap();
+            let mean: f32 = v.iter().sum::<f32>() / (32.0 * 16.0);
+            assert!((mean - 1.0).abs() < 1e-3, "k {k}: mean {mean}");
+            assert_eq!(v[5 * 32 + 2], 0.0, "k {k}: outside the brain");
+            assert!(v[21 * 32 + 21] > 10.0, "k {k}: spot {}", v[21 * 32 + 21]);
+            assert!(v[5 * 32 + 28] < 1e-3, "k {k}: far from the spot");
+        }
     }
 }

@@ -12,20 +12,23 @@ use tch::{Device, Kind, Tensor};
 /// Normal patches with a soft round region made brighter by `amp`, a value
 /// inside the normal patches' own range (they span about -1.7 to 1.7):
 /// the kind of anomaly the paper's +4 squares never test.
-fn in_range_anomalies(n: usize, seed: u64, amp: f64) -> Tensor {
+/// Also returns where each region is (`[n, 32, 32]`, 1 inside).
+fn in_range_anomalies(n: usize, seed: u64, amp: f64) -> (Tensor, Tensor) {
     let base = common::normal_patches(n, seed);
     let mut r = common::Lcg(seed ^ 0x5EED);
     let mut out = Vec::with_capacity(n);
+    let mut inside = Vec::with_capacity(n);
     for i in 0..n {
         let (cy, cx) = (8.0 + 16.0 * r.next_f32(), 8.0 + 16.0 * r.next_f32());
         let rad = 4.0 + 4.0 * r.next_f32();
         let yy = Tensor::arange(32, (Kind::Float, Device::Cpu)).view([32, 1]);
         let xx = Tensor::arange(32, (Kind::Float, Device::Cpu)).view([1, 32]);
         let d = ((yy - cy as f64).square() + (xx - cx as f64).square()).sqrt();
-        let blob = ((-(d - rad as f64)) * 1.5).sigmoid() * amp;
+        let blob = ((-(&d - rad as f64)) * 1.5).sigmoid() * amp;
         out.push(base.get(i as i64) + blob.unsqueeze(0));
+        inside.push(d.le(rad as f64).to_kind(Kind::Float));
     }
-    Tensor::stack(&out, 0)
+    (Tensor::stack(&out, 0), Tensor::stack(&inside, 0))
 }
 
 fn auroc(model: &Model, normal: &Tensor, abnormal: &Tensor) -> f64 {
@@ -68,12 +71,23 @@ fn synthetic_counterfeits_rank_in_range_anomalies_above_normal_patches() {
     )
     .unwrap();
     let normal = common::normal_patches(200, 999);
-    let abnormal = in_range_anomalies(200, 998, 1.5);
+    let (abnormal, inside) = in_range_anomalies(200, 998, 1.5);
     let max_normal = common::to_vec(&normal.abs().max().view([1]))[0];
     assert!(max_normal > 1.5, "the anomaly lies inside the normal range");
     let auc = auroc(&model, &normal, &abnormal);
     eprintln!("in-range anomalies: AUROC {auc:.4}");
     assert!(auc > 0.9, "AUROC {auc}");
+
+    // The attribution painting's premise: the critic's anomaly comes from
+    // the region's pixels, not from the rest of the window.
+    let (_, attr) = model.raw_scores_and_attributions(&abnormal, 64).unwrap();
+    let per_pixel = |m: &Tensor| {
+        let a = (&attr * m).sum(Kind::Float) / m.sum(Kind::Float);
+        common::to_vec(&a.view([1]))[0]
+    };
+    let (on, off) = (per_pixel(&inside), per_pixel(&(1.0 - &inside)));
+    eprintln!("attribution per pixel: {on:.4} inside the regions, {off:.4} outside");
+    assert!(on > 2.0 * off, "inside {on}, outside {off}");
 }
 
 #[test]

@@ -366,8 +366,11 @@ pub fn run() -> i32 {
 #[derive(Args, Debug)]
 pub struct PaintingArg {
     /// How window scores become voxel scores: mean (each voxel the mean of
-    /// the windows covering it) or centred:SIGMA (windows weighted by a
-    /// Gaussian of the distance from their centre, SIGMA pixels).
+    /// the windows covering it), centred:SIGMA (windows weighted by a
+    /// Gaussian of the distance from their centre, SIGMA pixels), or
+    /// attribution[:K] (each window's score spread over its pixels by
+    /// gradient times input, smoothed over K pixels, default 5: follows
+    /// lesions smaller than a window; scoring takes about 3 times longer).
     #[arg(long, value_name = "HOW", default_value = adgan::score::DEFAULT_PAINTING, value_parser = parse_painting)]
     pub painting: adgan::score::Painting,
 }
