@@ -13,6 +13,7 @@
 //! plain hyperintensity thresholding; for a channel where lesions are dark
 //! its AUROC falls below 0.5.
 
+use crate::config::{CriticInit, TrainConfig};
 use crate::error::{Error, Result};
 use crate::images;
 use crate::metrics;
@@ -24,7 +25,7 @@ use crate::preprocess::{
 use crate::progress::{Progress, ProgressFn, Stage};
 use crate::rng::Rng;
 use crate::score::ScoreOptions;
-use crate::train::{Checkpointing, CriticInit, TrainConfig, TrainingData};
+use crate::train::{Checkpointing, TrainingData};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 use tch::{nn, Device, Kind, Tensor};

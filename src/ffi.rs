@@ -19,14 +19,15 @@
 #![allow(clippy::missing_safety_doc)]
 #![allow(clippy::too_many_arguments)]
 
-use crate::counterfeit::Counterfeit;
+use crate::config::Counterfeit;
+use crate::config::{CriticInit, Preset, TrainConfig};
 use crate::device::{cuda_device_count, device_name, parse_device};
 use crate::error::Error;
 use crate::model::Model;
 use crate::preprocess::Case;
 use crate::progress::Progress;
 use crate::score::ScoreOptions;
-use crate::train::{Checkpointing, CriticInit, Preset, TrainConfig, TrainingData};
+use crate::train::{Checkpointing, TrainingData};
 use std::any::Any;
 use std::cell::RefCell;
 use std::ffi::{c_char, c_void, CStr, CString, OsStr};

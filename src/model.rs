@@ -2,10 +2,10 @@
 //! scorer needs to read a volume the way the model was trained, in one
 //! safetensors file with JSON metadata (see `tensor_file`).
 
+use crate::config::PatchSampling;
+use crate::config::TrainConfig;
 use crate::error::{Error, Result};
 use crate::nets::{Critic, PATCH};
-use crate::preprocess::PatchSampling;
-use crate::train::TrainConfig;
 use serde::{Deserialize, Serialize};
 use std::path::Path;
 use std::sync::Mutex;

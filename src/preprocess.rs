@@ -10,6 +10,7 @@
 //! starting at (0, 0); the plane is padded at its far edges (with each
 //! channel's background value) so that the windows cover every pixel.
 
+pub use crate::config::PatchSampling;
 use crate::error::{Error, Result};
 use crate::nets::PATCH;
 use tch::{Kind, Tensor};
@@ -276,51 +277,6 @@ pub fn window_fractions(mask_plane: &Tensor, stride: usize) -> Tensor {
         .view([1, 1, ph as i64, pw as i64])
         .avg_pool2d([PATCH, PATCH], [s, s], [0, 0], false, true, None::<i64>)
         .flatten(0, -1)
-}
-
-/// Where training patches come from.
-#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
-pub struct PatchSampling {
-    /// Slices across this axis (0, 1, 2; the paper's axial slices: 2).
-    pub slice_axis: usize,
-    /// Step between window origins, in pixels.
-    pub stride: usize,
-    /// A window is kept when at least this fraction of it is brain.
-    pub min_brain_fraction: f64,
-}
-
-impl Default for PatchSampling {
-    fn default() -> Self {
-        PatchSampling {
-            slice_axis: 2,
-            stride: 8,
-            min_brain_fraction: 0.5,
-        }
-    }
-}
-
-impl PatchSampling {
-    pub fn validate(&self) -> Result<()> {
-        if self.slice_axis > 2 {
-            return Err(Error::invalid(format!(
-                "slice axis {} (expected 0, 1 or 2)",
-                self.slice_axis
-            )));
-        }
-        if self.stride == 0 || self.stride > PATCH as usize {
-            return Err(Error::invalid(format!(
-                "patch stride {} (expected 1 to {PATCH})",
-                self.stride
-            )));
-        }
-        if !(0.0..=1.0).contains(&self.min_brain_fraction) || self.min_brain_fraction.is_nan() {
-            return Err(Error::invalid(format!(
-                "brain fraction {} (expected 0 to 1)",
-                self.min_brain_fraction
-            )));
-        }
-        Ok(())
-    }
 }
 
 /// Background values of a normalised case as a `[C]` tensor.

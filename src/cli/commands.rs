@@ -42,7 +42,7 @@ fn channel_names(spec: Option<&str>, n: usize) -> Result<Vec<String>> {
 }
 
 pub(super) fn config_from(a: &TrainArgs) -> TrainConfig {
-    let mut c = TrainConfig::preset(a.preset);
+    let mut c = TrainConfig::preset(a.preset.into());
     macro_rules! set {
         ($($field:ident).+ = $v:expr) => {
             if let Some(v) = $v {
@@ -59,7 +59,7 @@ pub(super) fn config_from(a: &TrainArgs) -> TrainConfig {
     set!(phase1_alpha = a.phase1_alpha);
     set!(pool_every = a.pool_every);
     set!(pool_draw = a.pool_draw);
-    set!(critic_init = a.critic_init);
+    set!(critic_init = a.critic_init.map(Into::into));
     set!(adam.lr = a.lr);
     set!(adam.beta1 = a.beta1);
     set!(adam.beta2 = a.beta2);

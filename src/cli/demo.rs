@@ -83,7 +83,7 @@ pub fn run(a: DemoArgs) -> Result<()> {
     let t0 = std::time::Instant::now();
 
     // 1. Train on the healthy patches of one case (its label keeps the tumour out).
-    let mut config = TrainConfig::preset(a.preset);
+    let mut config = TrainConfig::preset(a.preset.into());
     config.seed = a.seed;
     if let Some(n) = a.phase1_iterations {
         config.phase1_iterations = n;
