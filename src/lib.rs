@@ -20,7 +20,7 @@ pub mod nets;
 pub mod optim;
 pub mod preprocess;
 pub mod progress;
-pub mod render;
+pub mod report;
 pub mod rng;
 pub mod score;
 pub mod selection;

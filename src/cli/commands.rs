@@ -275,26 +275,6 @@ pub fn train(a: TrainArgs) -> Result<()> {
     Ok(())
 }
 
-fn write_patch_csv(path: &Path, patches: &[adgan::score::PatchScore]) -> Result<()> {
-    let mut s = String::from("slice_axis,slice,row,col,x,y,z,brain_fraction,raw,score\n");
-    for p in patches {
-        s.push_str(&format!(
-            "{},{},{},{},{},{},{},{:.4},{:.6},{:.6}\n",
-            p.slice_axis,
-            p.slice,
-            p.row,
-            p.col,
-            p.origin[0],
-            p.origin[1],
-            p.origin[2],
-            p.brain_fraction,
-            p.raw,
-            p.score
-        ));
-    }
-    adgan::volume::write_atomically(path, |f| std::io::Write::write_all(f, s.as_bytes()))
-}
-
 /// `adgan score` of 2-D images: per-image scores to CSV, maps of images
 /// larger than one window to a folder.
 fn score_images(a: &ScoreArgs, specs: &[PathBuf], model: &Model, ui: &mut Reporter) -> Result<()> {
@@ -311,7 +291,7 @@ fn score_images(a: &ScoreArgs, specs: &[PathBuf], model: &Model, ui: &mut Report
         ui.update(p)
     })?;
     ui.finish();
-    adgan::images::write_scores_csv(&a.out, &r.scores, None)?;
+    adgan::report::csv::write_scores_csv(&a.out, &r.scores, None)?;
     let mut maps = Vec::new();
     if let Some(dir) = &a.maps {
         std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
@@ -390,7 +370,7 @@ pub fn score(a: ScoreArgs) -> Result<()> {
     ui.finish();
     adgan::volume::write_map(&a.out, &like, &result.map)?;
     if let Some(csv) = &a.patches {
-        write_patch_csv(csv, &result.patches)?;
+        adgan::report::csv::write_patch_csv(csv, &result.patches)?;
     }
     let max = result.map.iter().cloned().fold(f32::MIN, f32::max);
     let above = result
@@ -425,7 +405,7 @@ pub fn info(a: InfoArgs) -> Result<()> {
                 a.model.display()
             ))
         })?;
-        adgan::render::write_validation_png(png, &sel.curve, sel.chosen_iteration)?;
+        adgan::report::render::write_validation_png(png, &sel.curve, sel.chosen_iteration)?;
     }
     if a.json {
         println!(

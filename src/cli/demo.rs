@@ -143,13 +143,13 @@ pub fn run(a: DemoArgs) -> Result<()> {
 
     // 4. Pictures.
     let png_path = a.out.join("montage.png");
-    let mopts = adgan::render::MontageOptions {
+    let mopts = adgan::report::render::MontageOptions {
         heat_min: threshold as f32,
         heat_max: (threshold * 3.0) as f32,
-        flip: adgan::render::display_flips(&like.header),
+        flip: adgan::report::render::display_flips(&like.header),
         ..Default::default()
     };
-    let slices = adgan::render::write_montage(
+    let slices = adgan::report::render::write_montage(
         &png_path,
         case.dims,
         &case.channels[0],
@@ -166,7 +166,7 @@ pub fn run(a: DemoArgs) -> Result<()> {
         "FLAIR intensity".to_string(),
         adgan::metrics::roc_curve(&patches.intensity_scores[0], &patches.labels),
     ));
-    adgan::render::write_roc_png(&roc_path, &curves)?;
+    adgan::report::render::write_roc_png(&roc_path, &curves)?;
     let hist_path = a.out.join("score_histogram.png");
     let pick = |lesion: bool| -> Vec<f64> {
         patches
@@ -177,11 +177,11 @@ pub fn run(a: DemoArgs) -> Result<()> {
             .map(|(&s, _)| s)
             .collect()
     };
-    adgan::render::write_histogram_png(&hist_path, &pick(false), &pick(true), 40)?;
+    adgan::report::render::write_histogram_png(&hist_path, &pick(false), &pick(true), 40)?;
     let validation_path = match &model.meta.selection {
         Some(sel) => {
             let p = a.out.join("validation.png");
-            adgan::render::write_validation_png(&p, &sel.curve, sel.chosen_iteration)?;
+            adgan::report::render::write_validation_png(&p, &sel.curve, sel.chosen_iteration)?;
             Some(p)
         }
         None => None,

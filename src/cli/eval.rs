@@ -308,10 +308,10 @@ fn case_outputs(
         ));
     }
     let roc = a.out.join("roc_patches.png");
-    adgan::render::write_roc_png(&roc, &curves)?;
+    adgan::report::render::write_roc_png(&roc, &curves)?;
     let hist = a.out.join("histogram_patches.png");
     let (normal, lesion) = split_by_label(&model_scores, &labels);
-    adgan::render::write_histogram_png(&hist, &normal, &lesion, 50)?;
+    adgan::report::render::write_histogram_png(&hist, &normal, &lesion, 50)?;
     outputs["roc_patches"] = json!(roc);
     outputs["histogram_patches"] = json!(hist);
     if a.write_maps {
@@ -395,12 +395,12 @@ fn image_outputs(
         ));
     }
     let roc = a.out.join("roc_images.png");
-    adgan::render::write_roc_png(&roc, &curves)?;
+    adgan::report::render::write_roc_png(&roc, &curves)?;
     let hist = a.out.join("histogram_images.png");
     let (normal, abnormal) = split_by_label(&model_scores, &labels);
-    adgan::render::write_histogram_png(&hist, &normal, &abnormal, 50)?;
+    adgan::report::render::write_histogram_png(&hist, &normal, &abnormal, 50)?;
     let csv = a.out.join("scores.csv");
-    images::write_scores_csv(&csv, &ev.scores.scores, Some(&ev.labels))?;
+    adgan::report::csv::write_scores_csv(&csv, &ev.scores.scores, Some(&ev.labels))?;
     outputs["roc_images"] = json!(roc);
     outputs["histogram_images"] = json!(hist);
     outputs["scores_csv"] = json!(csv);
