@@ -370,3 +370,101 @@ impl Counterfeit {
         kinds.iter().map(|k| k.name()).collect::<Vec<_>>().join(",")
     }
 }
+
+/// What a variant trains.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum VariantKind {
+    /// Algorithm 1 (phase 2 with `phase2_iterations` 0 is the plain WGAN-GP
+    /// critic).
+    AdGan,
+    /// The paper's stdWGAN (Table 5): a WGAN-GP whose critic loss carries
+    /// the concentration term from the start (Eq. 2 with the generator's
+    /// samples as fakes), no fake pool, no phase 2.
+    StdWgan,
+}
+
+/// One model of an ablation: the base options with some overridden.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Variant {
+    pub name: String,
+    pub kind: VariantKind,
+    /// N; `None`: the base's. A smaller N forks from a phase-1 snapshot
+    /// (it must be a multiple of the base's `checkpoint_every`).
+    pub phase1_iterations: Option<u64>,
+    pub phase2_iterations: Option<u64>,
+    pub alpha: Option<f64>,
+    pub critic_init: Option<CriticInit>,
+}
+
+impl Variant {
+    /// The variant's training options.
+    pub fn config(&self, base: &TrainConfig) -> TrainConfig {
+        let mut c = base.clone();
+        if let Some(n) = self.phase1_iterations {
+            c.phase1_iterations = n;
+        }
+        if let Some(m) = self.phase2_iterations {
+            c.phase2_iterations = m;
+        }
+        if let Some(a) = self.alpha {
+            c.alpha = a;
+        }
+        if let Some(i) = self.critic_init {
+            c.critic_init = i;
+        }
+        if self.kind == VariantKind::StdWgan {
+            c.phase2_iterations = 0;
+        }
+        c
+    }
+
+    /// Parse `NAME[:KEY=VALUE,...]` with keys `n`, `m`, `alpha`, `init`
+    /// (`fine-tune` or `reset`) and `kind` (`adgan` or `std-wgan`).
+    pub fn parse(spec: &str) -> Result<Variant> {
+        let (name, rest) = spec.split_once(':').unwrap_or((spec, ""));
+        let name = name.trim();
+        if name.is_empty() {
+            return Err(Error::invalid(format!("variant '{spec}' has no name")));
+        }
+        let mut v = Variant {
+            name: name.to_string(),
+            kind: VariantKind::AdGan,
+            phase1_iterations: None,
+            phase2_iterations: None,
+            alpha: None,
+            critic_init: None,
+        };
+        for kv in rest.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+            let (k, val) = kv.split_once('=').ok_or_else(|| {
+                Error::invalid(format!("variant '{spec}': '{kv}' is not KEY=VALUE"))
+            })?;
+            let bad = || Error::invalid(format!("variant '{spec}': bad value in '{kv}'"));
+            match k.trim() {
+                "n" => v.phase1_iterations = Some(val.trim().parse().map_err(|_| bad())?),
+                "m" => v.phase2_iterations = Some(val.trim().parse().map_err(|_| bad())?),
+                "alpha" => v.alpha = Some(val.trim().parse().map_err(|_| bad())?),
+                "init" => {
+                    v.critic_init = Some(match val.trim() {
+                        "fine-tune" | "finetune" | "c" => CriticInit::FineTune,
+                        "reset" => CriticInit::Reset,
+                        _ => return Err(bad()),
+                    })
+                }
+                "kind" => {
+                    v.kind = match val.trim() {
+                        "adgan" => VariantKind::AdGan,
+                        "std-wgan" | "stdwgan" => VariantKind::StdWgan,
+                        _ => return Err(bad()),
+                    }
+                }
+                other => {
+                    return Err(Error::invalid(format!(
+                        "variant '{spec}': unknown key '{other}' (n, m, alpha, init, kind)"
+                    )))
+                }
+            }
+        }
+        Ok(v)
+    }
+}

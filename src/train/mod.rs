@@ -5,6 +5,9 @@
 
 use crate::config::PatchSampling;
 pub use crate::config::{CriticInit, Preset, TrainConfig};
+pub mod checkpoint;
+pub mod variants;
+
 use crate::counterfeit;
 use crate::error::{Error, Result};
 use crate::fake_pool::FakePool;
@@ -16,10 +19,10 @@ use crate::preprocess::{normalise, training_patches_by_slice, Case};
 use crate::progress::{Progress, ProgressFn, Stage};
 use crate::rng::Rng;
 use crate::selection::{self, snapshot, Ema, SelectionReport, Validator, Weights};
+use checkpoint::{load_checkpoint, save_checkpoint, CheckpointState};
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
-use serde::{Deserialize, Serialize};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Instant;
 use tch::{nn, Device, Kind, Tensor};
 
@@ -176,38 +179,6 @@ struct Chooser {
     report: SelectionReport,
 }
 
-/// Where a checkpoint stands.
-struct CheckpointState<'a> {
-    phase: u64,
-    iteration: u64,
-    fingerprint: &'a str,
-    generator_scale: f64,
-}
-
-#[derive(Debug, Serialize, Deserialize)]
-struct CheckpointMeta {
-    kind: String,
-    library_version: String,
-    /// 1 or 2: the phase the next iteration belongs to.
-    phase: u64,
-    /// Next iteration to run in that phase.
-    iteration: u64,
-    adam_g_step: i64,
-    adam_d_step: i64,
-    pool_iterations: Vec<u64>,
-    config: TrainConfig,
-    data_fingerprint: String,
-    generator_scale: f64,
-    phase1_seconds: f64,
-    phase2_seconds: f64,
-    /// Phase 2's validation so far (training with validation).
-    #[serde(default)]
-    selection: SelectionReport,
-    /// Whether `best.*` tensors hold the best snapshot so far.
-    #[serde(default)]
-    has_best: bool,
-}
-
 struct Nets {
     vs_g: nn::VarStore,
     g: Generator,
@@ -215,6 +186,16 @@ struct Nets {
     d: Critic,
     adam_g: Adam,
     adam_d: Adam,
+}
+
+/// Phase 2's fresh critic (adGAN, `critic_init` reset): its own random
+/// stream, so that a forked checkpoint (see [`checkpoint::fork`]) gets the
+/// critic an uninterrupted training would.
+fn reset_critic(channels: usize, seed: u64, device: Device) -> (nn::VarStore, Critic) {
+    let vs_d = nn::VarStore::new(device);
+    let d = Critic::new(&vs_d.root(), channels as i64);
+    Rng::stream(seed, 2, u64::MAX).init(&vs_d);
+    (vs_d, d)
 }
 
 fn data_fingerprint(patches: &Tensor) -> String {
@@ -398,9 +379,7 @@ pub fn train(
         start = 0;
         // Phase 2's critic: carried over (adGAN(c)) or fresh (adGAN).
         if config.critic_init == CriticInit::Reset {
-            nets.vs_d = nn::VarStore::new(device);
-            nets.d = Critic::new(&nets.vs_d.root(), channels as i64);
-            Rng::stream(config.seed, 2, u64::MAX).init(&nets.vs_d);
+            (nets.vs_d, nets.d) = reset_critic(channels, config.seed, device);
         }
         nets.adam_d = Adam::new(nets.vs_d.trainable_variables(), config.adam);
         if config.ema_decay > 0.0 {
@@ -566,118 +545,4 @@ pub fn train(
         }
     }
     Ok(model)
-}
-
-fn save_checkpoint(
-    path: &Path,
-    state: &CheckpointState,
-    config: &TrainConfig,
-    nets: &Nets,
-    pool: &FakePool,
-    chooser: &Chooser,
-    budget: &Budget,
-) -> Result<()> {
-    let meta = CheckpointMeta {
-        kind: "adgan-checkpoint".into(),
-        library_version: crate::VERSION.into(),
-        phase: state.phase,
-        iteration: state.iteration,
-        adam_g_step: nets.adam_g.step,
-        adam_d_step: nets.adam_d.step,
-        pool_iterations: pool.iterations.clone(),
-        config: config.clone(),
-        data_fingerprint: state.fingerprint.to_string(),
-        generator_scale: state.generator_scale,
-        phase1_seconds: budget.phase1_seconds,
-        phase2_seconds: budget.phase2_seconds,
-        selection: chooser.report.clone(),
-        has_best: chooser.best.is_some(),
-    };
-    let mut tensors = crate::tensor_file::named(&nets.vs_g, "g.");
-    tensors.extend(crate::tensor_file::named(&nets.vs_d, "d."));
-    tensors.extend(nets.adam_g.state("adam_g"));
-    tensors.extend(nets.adam_d.state("adam_d"));
-    if let Some(p) = pool.tensor() {
-        tensors.push(("pool".into(), p));
-    }
-    // Phase 2's moving average and best snapshot, named like the critic's.
-    for (prefix, weights) in [
-        ("ema.", chooser.ema.as_ref().map(|e| &e.weights)),
-        ("best.", chooser.best.as_ref()),
-    ] {
-        for (k, t) in weights.into_iter().flatten() {
-            tensors.push((format!("{prefix}{k}"), t.shallow_clone()));
-        }
-    }
-    let json = serde_json::to_string(&meta).map_err(|e| Error::invalid(e.to_string()))?;
-    crate::tensor_file::write(path, &tensors, &json)
-}
-
-fn load_checkpoint(
-    path: &Path,
-    config: &TrainConfig,
-    fingerprint: &str,
-    nets: &mut Nets,
-    pool: &mut FakePool,
-    chooser: &mut Chooser,
-) -> Result<CheckpointMeta> {
-    let file = crate::tensor_file::read(path, "adGAN training checkpoint")?;
-    let meta: CheckpointMeta = serde_json::from_str(&file.json)
-        .map_err(|e| Error::format(path, format!("checkpoint metadata is not valid: {e}")))?;
-    let refuse = |what: &str| {
-        Err(Error::format(
-            path,
-            format!(
-                "this checkpoint was made with other {what}; delete it or train with --restart"
-            ),
-        ))
-    };
-    if meta.kind != "adgan-checkpoint" {
-        return Err(Error::format(path, "not an adGAN training checkpoint"));
-    }
-    if &meta.config != config {
-        return refuse("training options");
-    }
-    if meta.data_fingerprint != fingerprint {
-        return refuse("training data");
-    }
-    crate::tensor_file::load_into(path, &nets.vs_g, "g.", &file.tensors)?;
-    crate::tensor_file::load_into(path, &nets.vs_d, "d.", &file.tensors)?;
-    let device = nets.vs_d.device();
-    let mut get = |name: &str| file.tensors.get(name).map(|t| t.to_device(device));
-    nets.adam_g
-        .load_state("adam_g", meta.adam_g_step, &mut get)
-        .map_err(|m| Error::format(path, m))?;
-    nets.adam_d
-        .load_state("adam_d", meta.adam_d_step, &mut get)
-        .map_err(|m| Error::format(path, m))?;
-    let p = match file.tensors.get("pool") {
-        Some(t) => t.shallow_clone(),
-        None => Tensor::zeros([0], (Kind::Float, Device::Cpu)),
-    };
-    pool.restore(p, meta.pool_iterations.clone());
-    // Phase 2's moving average and best snapshot, named like the critic's.
-    let copy_of = |prefix: &str| -> Result<Weights> {
-        crate::tensor_file::named(&nets.vs_d, "")
-            .into_iter()
-            .map(|(name, _)| {
-                let key = format!("{prefix}{name}");
-                file.tensors
-                    .get(&key)
-                    .map(|t| (name, t.to_device(device)))
-                    .ok_or_else(|| Error::format(path, format!("tensor {key} is missing")))
-            })
-            .collect()
-    };
-    if meta.phase == 2 && config.ema_decay > 0.0 {
-        chooser.ema = Some(Ema {
-            decay: config.ema_decay,
-            weights: copy_of("ema.")?,
-        });
-    }
-    if meta.has_best {
-        chooser.best = Some(copy_of("best.")?);
-    }
-    chooser.report = meta.selection.clone();
-    Ok(meta)
 }
