@@ -51,7 +51,7 @@ pub struct PatchEvaluation {
 }
 
 fn to_vec(t: &Tensor) -> Result<Vec<f32>> {
-    crate::tensor_file::to_f32_vec(t)
+    crate::io::tensor_file::to_f32_vec(t)
 }
 
 /// Where a window of a [`PatchTable`] lies.

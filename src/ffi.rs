@@ -393,8 +393,7 @@ fn channel_names(spec: &Option<Vec<String>>, n: usize) -> FfiResult<Vec<String>>
             names.len()
         )),
         Some(names) => Ok(names.clone()),
-        None if n == 1 => Ok(vec!["flair".to_string()]),
-        None => Ok((0..n).map(|i| format!("ch{i}")).collect()),
+        None => Ok(crate::preprocess::default_channel_names(n)),
     }
 }
 
@@ -1687,7 +1686,7 @@ pub unsafe extern "C" fn adgan_score_file(
         let (case, like) = Case::from_files(&paths, mask.as_deref(), None)?;
         let mut report = progress_fn(progress, user_data);
         let result = m.score_case(&case, &opts, &mut report)?;
-        crate::volume::write_map(&out, &like, &result.map)
+        crate::io::nifti::write_map(&out, &like, &result.map)
     })
 }
 

@@ -328,12 +328,13 @@ pub fn list_images(specs: &[PathBuf]) -> Result<Vec<PathBuf>> {
     Ok(out)
 }
 
-/// Default channel names of images: `grey`, or `red,green,blue`.
+/// Default channel names of images: `grey`, or `red,green,blue` (other
+/// counts: those of volumes, `ch0,ch1,...`).
 pub fn default_channel_names(channels: usize) -> Vec<String> {
     match channels {
         1 => vec!["grey".into()],
         3 => vec!["red".into(), "green".into(), "blue".into()],
-        n => (0..n).map(|i| format!("ch{i}")).collect(),
+        n => crate::preprocess::default_channel_names(n),
     }
 }
 

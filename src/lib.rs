@@ -13,6 +13,7 @@ pub mod evaluate;
 pub mod fake_pool;
 pub mod ffi;
 pub mod images;
+pub mod io;
 pub mod losses;
 pub mod metrics;
 pub mod model;
@@ -24,9 +25,7 @@ pub mod report;
 pub mod rng;
 pub mod score;
 pub mod selection;
-pub mod tensor_file;
 pub mod train;
-pub mod volume;
 
 pub use error::{Error, Result};
 pub use model::Model;

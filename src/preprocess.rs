@@ -30,6 +30,17 @@ pub struct Case {
     pub exclude: Option<Vec<bool>>,
 }
 
+/// The channel names of volume cases when none are given (the command
+/// line and the C API alike): `flair` for one channel, the paper's
+/// modality; `ch0,ch1,...` for several. Images have their own
+/// (`images::default_channel_names`).
+pub fn default_channel_names(channels: usize) -> Vec<String> {
+    match channels {
+        1 => vec!["flair".to_string()],
+        n => (0..n).map(|i| format!("ch{i}")).collect(),
+    }
+}
+
 impl Case {
     /// Number of voxels of one channel.
     pub fn voxels(&self) -> usize {
@@ -330,39 +341,4 @@ pub fn training_patches_by_slice(
         ));
     }
     Ok((Tensor::cat(&kept, 0), slices))
-}
-
-impl Case {
-    /// Read a case from files: one NIfTI per channel (same grid), an
-    /// optional brain mask and an optional exclusion label. Returns the case
-    /// and the first channel's volume (its header serves for output).
-    pub fn from_files(
-        channels: &[std::path::PathBuf],
-        brain: Option<&std::path::Path>,
-        exclude: Option<&std::path::Path>,
-    ) -> Result<(Case, crate::volume::Volume)> {
-        let mut vols = crate::volume::read_channels(channels)?;
-        let dims = vols[0].dims;
-        let brain = brain
-            .map(|p| crate::volume::read_mask(p, dims))
-            .transpose()?;
-        let exclude = exclude
-            .map(|p| crate::volume::read_mask(p, dims))
-            .transpose()?;
-        let name = vols[0].path.display().to_string();
-        let data: Vec<Vec<f32>> = vols
-            .iter_mut()
-            .map(|v| std::mem::take(&mut v.data))
-            .collect();
-        let mut first = vols.swap_remove(0);
-        first.data = data[0].clone();
-        let case = Case {
-            name,
-            dims,
-            channels: data,
-            brain,
-            exclude,
-        };
-        Ok((case, first))
-    }
 }

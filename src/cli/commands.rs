@@ -36,8 +36,7 @@ fn channel_names(spec: Option<&str>, n: usize) -> Result<Vec<String>> {
             }
             Ok(names)
         }
-        None if n == 1 => Ok(vec!["flair".into()]),
-        None => Ok((0..n).map(|i| format!("ch{i}")).collect()),
+        None => Ok(adgan::preprocess::default_channel_names(n)),
     }
 }
 
@@ -303,7 +302,7 @@ fn score_images(a: &ScoreArgs, specs: &[PathBuf], model: &Model, ui: &mut Report
                     .and_then(|s| s.to_str())
                     .unwrap_or("image");
                 let path = dir.join(format!("{stem}_anomaly.nii.gz"));
-                adgan::volume::write_f32_volume(
+                adgan::io::nifti::write_f32_volume(
                     &path,
                     [row.width, row.height, 1],
                     None,
@@ -368,7 +367,7 @@ pub fn score(a: ScoreArgs) -> Result<()> {
     };
     let result = model.score_case(&case, &opts, &mut |p| ui.update(p))?;
     ui.finish();
-    adgan::volume::write_map(&a.out, &like, &result.map)?;
+    adgan::io::nifti::write_map(&a.out, &like, &result.map)?;
     if let Some(csv) = &a.patches {
         adgan::report::csv::write_patch_csv(csv, &result.patches)?;
     }

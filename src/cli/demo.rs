@@ -119,7 +119,7 @@ pub fn run(a: DemoArgs) -> Result<()> {
     // 2. Score the other case.
     let test_dir = data.join(TEST_CASE);
     let (case, like) = Case::from_files(&paths(&test_dir), None, None)?;
-    let lesion = adgan::volume::read_mask(&test_dir.join(LABEL), case.dims)?;
+    let lesion = adgan::io::nifti::read_mask(&test_dir.join(LABEL), case.dims)?;
     let opts = ScoreOptions {
         stride: a.stride,
         painting: a.map.painting,
@@ -129,7 +129,7 @@ pub fn run(a: DemoArgs) -> Result<()> {
     let result = model.score_case(&case, &opts, &mut |p| ui.update(p))?;
     ui.finish();
     let map_path = a.out.join("anomaly_map.nii.gz");
-    adgan::volume::write_map(&map_path, &like, &result.map)?;
+    adgan::io::nifti::write_map(&map_path, &like, &result.map)?;
 
     // 3. Evaluate: the paper's patch protocol, and voxel metrics, each next
     //    to plain FLAIR intensity.
@@ -138,7 +138,7 @@ pub fn run(a: DemoArgs) -> Result<()> {
     let threshold = model.meta.calibration.threshold;
     let voxel_model = voxel_metrics(&result.map, &brain, &lesion, Some(threshold));
     let norm = adgan::preprocess::normalise(&case)?;
-    let flair_norm = adgan::tensor_file::to_f32_vec(&norm.data)?;
+    let flair_norm = adgan::io::tensor_file::to_f32_vec(&norm.data)?;
     let voxel_flair = voxel_metrics(&flair_norm, &brain, &lesion, None);
 
     // 4. Pictures.
@@ -225,7 +225,7 @@ pub fn run(a: DemoArgs) -> Result<()> {
     });
     let report_path = a.out.join("report.json");
     let text = serde_json::to_string_pretty(&report).map_err(|e| Error::invalid(e.to_string()))?;
-    adgan::volume::write_atomically(&report_path, |f| {
+    adgan::io::atomic::write_atomically(&report_path, |f| {
         std::io::Write::write_all(f, text.as_bytes())
     })?;
 

@@ -41,7 +41,7 @@ pub fn write_scores_csv(path: &Path, rows: &[ImageScore], labels: Option<&[bool]
         s.push_str(r.note.as_deref().unwrap_or(""));
         s.push('\n');
     }
-    crate::volume::write_atomically(path, |f| std::io::Write::write_all(f, s.as_bytes()))
+    crate::io::atomic::write_atomically(path, |f| std::io::Write::write_all(f, s.as_bytes()))
 }
 
 /// Write a score's patch table as CSV: `slice_axis,slice,row,col,x,y,z,
@@ -63,5 +63,5 @@ pub fn write_patch_csv(path: &Path, patches: &[PatchScore]) -> Result<()> {
             p.score
         ));
     }
-    crate::volume::write_atomically(path, |f| std::io::Write::write_all(f, s.as_bytes()))
+    crate::io::atomic::write_atomically(path, |f| std::io::Write::write_all(f, s.as_bytes()))
 }

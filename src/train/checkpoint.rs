@@ -71,8 +71,8 @@ pub(super) fn save_checkpoint(
         selection: chooser.report.clone(),
         has_best: chooser.best.is_some(),
     };
-    let mut tensors = crate::tensor_file::named(&nets.vs_g, "g.");
-    tensors.extend(crate::tensor_file::named(&nets.vs_d, "d."));
+    let mut tensors = crate::io::tensor_file::named(&nets.vs_g, "g.");
+    tensors.extend(crate::io::tensor_file::named(&nets.vs_d, "d."));
     tensors.extend(nets.adam_g.state("adam_g"));
     tensors.extend(nets.adam_d.state("adam_d"));
     if let Some(p) = pool.tensor() {
@@ -88,7 +88,7 @@ pub(super) fn save_checkpoint(
         }
     }
     let json = serde_json::to_string(&meta).map_err(|e| Error::invalid(e.to_string()))?;
-    crate::tensor_file::write(path, &tensors, &json)
+    crate::io::tensor_file::write(path, &tensors, &json)
 }
 
 pub(super) fn load_checkpoint(
@@ -99,7 +99,7 @@ pub(super) fn load_checkpoint(
     pool: &mut FakePool,
     chooser: &mut Chooser,
 ) -> Result<CheckpointMeta> {
-    let file = crate::tensor_file::read(path, "adGAN training checkpoint")?;
+    let file = crate::io::tensor_file::read(path, "adGAN training checkpoint")?;
     let meta: CheckpointMeta = serde_json::from_str(&file.json)
         .map_err(|e| Error::format(path, format!("checkpoint metadata is not valid: {e}")))?;
     let refuse = |what: &str| {
@@ -119,8 +119,8 @@ pub(super) fn load_checkpoint(
     if meta.data_fingerprint != fingerprint {
         return refuse("training data");
     }
-    crate::tensor_file::load_into(path, &nets.vs_g, "g.", &file.tensors)?;
-    crate::tensor_file::load_into(path, &nets.vs_d, "d.", &file.tensors)?;
+    crate::io::tensor_file::load_into(path, &nets.vs_g, "g.", &file.tensors)?;
+    crate::io::tensor_file::load_into(path, &nets.vs_d, "d.", &file.tensors)?;
     let device = nets.vs_d.device();
     let mut get = |name: &str| file.tensors.get(name).map(|t| t.to_device(device));
     nets.adam_g
@@ -136,7 +136,7 @@ pub(super) fn load_checkpoint(
     pool.restore(p, meta.pool_iterations.clone());
     // Phase 2's moving average and best snapshot, named like the critic's.
     let copy_of = |prefix: &str| -> Result<Weights> {
-        crate::tensor_file::named(&nets.vs_d, "")
+        crate::io::tensor_file::named(&nets.vs_d, "")
             .into_iter()
             .map(|(name, _)| {
                 let key = format!("{prefix}{name}");
@@ -164,26 +164,26 @@ pub(super) fn load_checkpoint(
 /// replaced, and for `reset` the critic re-initialised exactly as training
 /// does it (same stream), so that resuming it runs that variant's phase 2.
 pub fn fork(from: &Path, to: &Path, config: &TrainConfig, channels: usize) -> Result<()> {
-    let file = crate::tensor_file::read(from, "adGAN training checkpoint")?;
+    let file = crate::io::tensor_file::read(from, "adGAN training checkpoint")?;
     let mut meta: CheckpointMeta = serde_json::from_str(&file.json)
         .map_err(|e| Error::format(from, format!("checkpoint metadata: {e}")))?;
     meta.config = config.clone();
     let mut tensors: Vec<(String, Tensor)> = file.tensors.into_iter().collect();
     if config.critic_init == CriticInit::Reset && meta.phase == 2 {
         let (vs, _critic) = reset_critic(channels, config.seed, Device::Cpu);
-        let fresh = crate::tensor_file::named(&vs, "d.");
+        let fresh = crate::io::tensor_file::named(&vs, "d.");
         tensors.retain(|(k, _)| !k.starts_with("d."));
         tensors.extend(fresh);
     }
     tensors.sort_by(|a, b| a.0.cmp(&b.0));
     let json = serde_json::to_string(&meta).map_err(|e| Error::invalid(e.to_string()))?;
-    crate::tensor_file::write(to, &tensors, &json)
+    crate::io::tensor_file::write(to, &tensors, &json)
 }
 
 /// Whether `path` is a checkpoint at `(phase, iteration)` of a training
 /// with `config`'s phase-1 options (phase-2 options may differ).
 pub fn fits(path: &Path, config: &TrainConfig, phase: u64, iteration: u64) -> bool {
-    let Ok(file) = crate::tensor_file::read(path, "adGAN training checkpoint") else {
+    let Ok(file) = crate::io::tensor_file::read(path, "adGAN training checkpoint") else {
         return false;
     };
     let Ok(meta) = serde_json::from_str::<CheckpointMeta>(&file.json) else {

@@ -535,7 +535,7 @@ pub fn train(
     let Nets { vs_d, d, .. } = nets;
     let mut model = Model::from_parts(meta, vs_d, d);
     let raw = model.raw_scores(&cal_patches, 1024)?;
-    let raw = crate::tensor_file::to_f32_vec(&raw)?;
+    let raw = crate::io::tensor_file::to_f32_vec(&raw)?;
     let raw: Vec<f64> = raw.into_iter().map(f64::from).collect();
     model.meta.calibration = Calibration::from_raw(&raw)?;
     let _ = progress(&Progress::new(Stage::Calibrate, 1, 1));
