@@ -34,6 +34,6 @@ clean:
 install: build
 	cmake/install.sh "$(PREFIX)"
 
-# Regenerate include/adgan.h from src/ffi.rs (cbindgen; commit the result).
+# Regenerate include/adgan.h from src/ffi/ (cbindgen; commit the result).
 header: bootstrap
 	ADGAN_WRITE_HEADER=1 $(CARGO) test --release --locked --test header

@@ -15,7 +15,7 @@ ROOT = Path(__file__).resolve().parent.parent
 ADGAN = Path(os.environ.get("ADGAN_BIN", ROOT / "target" / "release" / "adgan"))
 DOC = ROOT / "docs" / "BENCHMARKS.md"
 
-# N, M, batch of the presets (src/train.rs: TrainConfig::preset).
+# N, M, batch of the presets (src/config.rs: TrainConfig::preset).
 PRESETS = {"paper-quick": (200, 300, 32), "paper": (200_000, 150_000, 64)}
 # The detector's own presets (trained with `adgan train --preset NAME`).
 OURS_PRESETS = {"quick": (0, 600, 32)}

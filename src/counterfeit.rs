@@ -18,77 +18,10 @@
 //! squares of constant intensity). All randomness comes from the caller's
 //! seeded [`Rng`], so a seed gives the same counterfeits every time.
 
-use crate::error::{Error, Result};
+pub use crate::config::Counterfeit;
 use crate::nets::PATCH;
 use crate::rng::Rng;
-use serde::{Deserialize, Serialize};
 use tch::{Kind, Tensor};
-
-/// A kind of synthetic local anomaly.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Counterfeit {
-    /// Foreign-patch interpolation: a soft region of another normal patch.
-    Blend,
-    /// A soft region brighter or darker than it was.
-    Intensity,
-    /// A soft region blurred or made noisy.
-    Texture,
-}
-
-impl Counterfeit {
-    pub const ALL: [Counterfeit; 3] = [
-        Counterfeit::Blend,
-        Counterfeit::Intensity,
-        Counterfeit::Texture,
-    ];
-
-    /// The name used on the command line, in the C API and in model files.
-    pub fn name(self) -> &'static str {
-        match self {
-            Counterfeit::Blend => "blend",
-            Counterfeit::Intensity => "intensity",
-            Counterfeit::Texture => "texture",
-        }
-    }
-
-    /// Parse one name.
-    pub fn parse(name: &str) -> Result<Counterfeit> {
-        Counterfeit::ALL
-            .into_iter()
-            .find(|k| k.name() == name.trim())
-            .ok_or_else(|| {
-                Error::invalid(format!(
-                    "unknown counterfeit kind '{}' (expected blend, intensity or texture)",
-                    name.trim()
-                ))
-            })
-    }
-
-    /// Parse a comma-separated list ("blend,intensity"); "none" or "" is empty.
-    pub fn parse_list(list: &str) -> Result<Vec<Counterfeit>> {
-        let list = list.trim();
-        if list.is_empty() || list == "none" {
-            return Ok(Vec::new());
-        }
-        let mut out = Vec::new();
-        for name in list.split(',') {
-            let k = Counterfeit::parse(name)?;
-            if !out.contains(&k) {
-                out.push(k);
-            }
-        }
-        Ok(out)
-    }
-
-    /// The names of a list, comma-separated ("none" when empty).
-    pub fn list_name(kinds: &[Counterfeit]) -> String {
-        if kinds.is_empty() {
-            return "none".into();
-        }
-        kinds.iter().map(|k| k.name()).collect::<Vec<_>>().join(",")
-    }
-}
 
 /// Smallest and largest semi-axis of a region, in pixels: from a few pixels
 /// to larger than the window, so that a window lying wholly inside a large

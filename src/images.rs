@@ -328,12 +328,13 @@ pub fn list_images(specs: &[PathBuf]) -> Result<Vec<PathBuf>> {
     Ok(out)
 }
 
-/// Default channel names of images: `grey`, or `red,green,blue`.
+/// Default channel names of images: `grey`, or `red,green,blue` (other
+/// counts: those of volumes, `ch0,ch1,...`).
 pub fn default_channel_names(channels: usize) -> Vec<String> {
     match channels {
         1 => vec!["grey".into()],
         3 => vec!["red".into(), "green".into(), "blue".into()],
-        n => (0..n).map(|i| format!("ch{i}")).collect(),
+        n => crate::preprocess::default_channel_names(n),
     }
 }
 
@@ -538,43 +539,6 @@ pub fn score_images(
     }
     flush(&mut pending, &mut scores)?;
     Ok(ImageScores { scores, maps })
-}
-
-/// Write image scores as CSV: `image,width,height,windows,score,
-/// mean_window_score,mean_intensity[,label],note` (intensities of several
-/// channels joined by `;`). `labels`, when given, adds a 0/1 column.
-pub fn write_scores_csv(path: &Path, rows: &[ImageScore], labels: Option<&[bool]>) -> Result<()> {
-    let mut s = String::from("image,width,height,windows,score,mean_window_score,mean_intensity");
-    if labels.is_some() {
-        s.push_str(",label");
-    }
-    s.push_str(",note\n");
-    let opt = |v: Option<f64>| v.map(|x| format!("{x:.6}")).unwrap_or_default();
-    for (i, r) in rows.iter().enumerate() {
-        let name = r.path.display().to_string();
-        let name = if name.contains([',', '"']) {
-            format!("\"{}\"", name.replace('"', "\"\""))
-        } else {
-            name
-        };
-        let intensity: Vec<String> = r.mean_intensity.iter().map(|v| format!("{v:.4}")).collect();
-        s.push_str(&format!(
-            "{name},{},{},{},{},{},{}",
-            r.width,
-            r.height,
-            r.windows,
-            opt(r.score),
-            opt(r.mean_window_score),
-            intensity.join(";")
-        ));
-        if let Some(l) = labels {
-            s.push_str(if l[i] { ",1" } else { ",0" });
-        }
-        s.push(',');
-        s.push_str(r.note.as_deref().unwrap_or(""));
-        s.push('\n');
-    }
-    crate::volume::write_atomically(path, |f| std::io::Write::write_all(f, s.as_bytes()))
 }
 
 /// A batch of small images as the `[N, C, 32, 32]` tensor the critic sees

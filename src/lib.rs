@@ -5,6 +5,7 @@
 //! Train on normal 32x32 patches only ([`train::train`]); score whole
 //! volumes into voxel anomaly maps ([`model::Model::score_case`]).
 
+pub mod config;
 pub mod counterfeit;
 pub mod device;
 pub mod error;
@@ -12,6 +13,7 @@ pub mod evaluate;
 pub mod fake_pool;
 pub mod ffi;
 pub mod images;
+pub mod io;
 pub mod losses;
 pub mod metrics;
 pub mod model;
@@ -19,13 +21,11 @@ pub mod nets;
 pub mod optim;
 pub mod preprocess;
 pub mod progress;
-pub mod render;
+pub mod report;
 pub mod rng;
 pub mod score;
 pub mod selection;
-pub mod tensor_file;
 pub mod train;
-pub mod volume;
 
 pub use error::{Error, Result};
 pub use model::Model;

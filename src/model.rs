@@ -2,10 +2,10 @@
 //! scorer needs to read a volume the way the model was trained, in one
 //! safetensors file with JSON metadata (see `tensor_file`).
 
+use crate::config::PatchSampling;
+use crate::config::TrainConfig;
 use crate::error::{Error, Result};
 use crate::nets::{Critic, PATCH};
-use crate::preprocess::PatchSampling;
-use crate::train::TrainConfig;
 use serde::{Deserialize, Serialize};
 use std::path::Path;
 use std::sync::Mutex;
@@ -185,14 +185,14 @@ impl Model {
         let json = serde_json::to_string(&self.meta)
             .map_err(|e| Error::invalid(format!("cannot encode metadata: {e}")))?;
         let state = self.lock();
-        let tensors = crate::tensor_file::named(&state._vs, "critic.");
-        crate::tensor_file::write(path, &tensors, &json)
+        let tensors = crate::io::tensor_file::named(&state._vs, "critic.");
+        crate::io::tensor_file::write(path, &tensors, &json)
     }
 
     /// Load a model file onto `device`, checking everything; a message says
     /// what is wrong with a file that is not a usable model.
     pub fn load(path: &Path, device: Device) -> Result<Model> {
-        let file = crate::tensor_file::read(path, "adGAN model")?;
+        let file = crate::io::tensor_file::read(path, "adGAN model")?;
         let meta: ModelMeta = serde_json::from_str(&file.json)
             .map_err(|e| Error::format(path, format!("model metadata is not valid: {e}")))?;
         let bad = |m: String| Err(Error::format(path, m));
@@ -234,7 +234,7 @@ impl Model {
             ));
         }
         let (vs, net) = critic_var_store(device, meta.channels);
-        crate::tensor_file::load_into(path, &vs, "critic.", &file.tensors)?;
+        crate::io::tensor_file::load_into(path, &vs, "critic.", &file.tensors)?;
         Ok(Model::from_parts(meta, vs, net))
     }
 
@@ -313,7 +313,7 @@ impl Model {
     /// Calibrated anomaly scores for patches, as `f64`.
     pub fn scores(&self, patches: &Tensor, batch: usize) -> Result<Vec<f64>> {
         let raw = self.raw_scores(patches, batch)?;
-        let raw = crate::tensor_file::to_f32_vec(&raw)?;
+        let raw = crate::io::tensor_file::to_f32_vec(&raw)?;
         Ok(raw
             .iter()
             .map(|&r| self.meta.calibration.score(r as f64))

@@ -21,7 +21,7 @@ use tch::nn::{self, Module, ModuleT};
 use tch::Tensor;
 
 /// Side of the square patches the networks take and make.
-pub const PATCH: i64 = 32;
+pub use crate::config::PATCH;
 /// Dimension of the generator's latent input.
 pub const LATENT: i64 = 128;
 /// Slope of the LeakyReLU for negative inputs.

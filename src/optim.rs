@@ -3,29 +3,8 @@
 //! stopped, moments included. libtorch's own optimizer keeps its state out
 //! of tch's reach, hence this small re-implementation.
 
+pub use crate::config::AdamConfig;
 use tch::Tensor;
-
-/// Adam hyper-parameters.
-#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
-pub struct AdamConfig {
-    pub lr: f64,
-    pub beta1: f64,
-    pub beta2: f64,
-    pub eps: f64,
-}
-
-impl Default for AdamConfig {
-    fn default() -> Self {
-        // The paper's learning rate; betas as in the WGAN-GP reference code
-        // and ../shared/reference/ref_adgan.py.
-        AdamConfig {
-            lr: 1e-4,
-            beta1: 0.5,
-            beta2: 0.9,
-            eps: 1e-8,
-        }
-    }
-}
 
 /// Adam over the given parameters.
 #[derive(Debug)]

@@ -10,6 +10,7 @@
 //! starting at (0, 0); the plane is padded at its far edges (with each
 //! channel's background value) so that the windows cover every pixel.
 
+pub use crate::config::PatchSampling;
 use crate::error::{Error, Result};
 use crate::nets::PATCH;
 use tch::{Kind, Tensor};
@@ -27,6 +28,17 @@ pub struct Case {
     pub brain: Option<Vec<bool>>,
     /// Voxels to keep out of training patches (e.g. lesion labels).
     pub exclude: Option<Vec<bool>>,
+}
+
+/// The channel names of volume cases when none are given (the command
+/// line and the C API alike): `flair` for one channel, the paper's
+/// modality; `ch0,ch1,...` for several. Images have their own
+/// (`images::default_channel_names`).
+pub fn default_channel_names(channels: usize) -> Vec<String> {
+    match channels {
+        1 => vec!["flair".to_string()],
+        n => (0..n).map(|i| format!("ch{i}")).collect(),
+    }
 }
 
 impl Case {
@@ -278,51 +290,6 @@ pub fn window_fractions(mask_plane: &Tensor, stride: usize) -> Tensor {
         .flatten(0, -1)
 }
 
-/// Where training patches come from.
-#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
-pub struct PatchSampling {
-    /// Slices across this axis (0, 1, 2; the paper's axial slices: 2).
-    pub slice_axis: usize,
-    /// Step between window origins, in pixels.
-    pub stride: usize,
-    /// A window is kept when at least this fraction of it is brain.
-    pub min_brain_fraction: f64,
-}
-
-impl Default for PatchSampling {
-    fn default() -> Self {
-        PatchSampling {
-            slice_axis: 2,
-            stride: 8,
-            min_brain_fraction: 0.5,
-        }
-    }
-}
-
-impl PatchSampling {
-    pub fn validate(&self) -> Result<()> {
-        if self.slice_axis > 2 {
-            return Err(Error::invalid(format!(
-                "slice axis {} (expected 0, 1 or 2)",
-                self.slice_axis
-            )));
-        }
-        if self.stride == 0 || self.stride > PATCH as usize {
-            return Err(Error::invalid(format!(
-                "patch stride {} (expected 1 to {PATCH})",
-                self.stride
-            )));
-        }
-        if !(0.0..=1.0).contains(&self.min_brain_fraction) || self.min_brain_fraction.is_nan() {
-            return Err(Error::invalid(format!(
-                "brain fraction {} (expected 0 to 1)",
-                self.min_brain_fraction
-            )));
-        }
-        Ok(())
-    }
-}
-
 /// Background values of a normalised case as a `[C]` tensor.
 pub fn background_tensor(norm: &Normalised) -> Tensor {
     let v: Vec<f32> = norm.stats.iter().map(|s| s.background as f32).collect();
@@ -374,39 +341,4 @@ pub fn training_patches_by_slice(
         ));
     }
     Ok((Tensor::cat(&kept, 0), slices))
-}
-
-impl Case {
-    /// Read a case from files: one NIfTI per channel (same grid), an
-    /// optional brain mask and an optional exclusion label. Returns the case
-    /// and the first channel's volume (its header serves for output).
-    pub fn from_files(
-        channels: &[std::path::PathBuf],
-        brain: Option<&std::path::Path>,
-        exclude: Option<&std::path::Path>,
-    ) -> Result<(Case, crate::volume::Volume)> {
-        let mut vols = crate::volume::read_channels(channels)?;
-        let dims = vols[0].dims;
-        let brain = brain
-            .map(|p| crate::volume::read_mask(p, dims))
-            .transpose()?;
-        let exclude = exclude
-            .map(|p| crate::volume::read_mask(p, dims))
-            .transpose()?;
-        let name = vols[0].path.display().to_string();
-        let data: Vec<Vec<f32>> = vols
-            .iter_mut()
-            .map(|v| std::mem::take(&mut v.data))
-            .collect();
-        let mut first = vols.swap_remove(0);
-        first.data = data[0].clone();
-        let case = Case {
-            name,
-            dims,
-            channels: data,
-            brain,
-            exclude,
-        };
-        Ok((case, first))
-    }
 }

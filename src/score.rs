@@ -3,6 +3,7 @@
 //! mean anomaly score of the windows covering it.
 
 use crate::error::{Error, Result};
+use crate::io::tensor_file::to_f32_vec;
 use crate::model::Model;
 use crate::nets::PATCH;
 use crate::preprocess::{
@@ -10,7 +11,6 @@ use crate::preprocess::{
     window_fractions, Case,
 };
 use crate::progress::{Progress, ProgressFn, Stage};
-use crate::tensor_file::to_f32_vec;
 use serde::Serialize;
 
 /// Options of scoring.

@@ -16,7 +16,7 @@ pub type Weights = Vec<(String, Tensor)>;
 
 /// A detached copy of every variable of `vs`.
 pub fn snapshot(vs: &nn::VarStore) -> Weights {
-    copy(&crate::tensor_file::named(vs, ""))
+    copy(&crate::io::tensor_file::named(vs, ""))
 }
 
 /// A deep copy of `weights`.
@@ -140,7 +140,7 @@ impl Validator {
             for chunk in x.split(1024, 0) {
                 let raw = tch::no_grad(|| self.critic.forward(&chunk));
                 out.extend(
-                    crate::tensor_file::to_f32_vec(&raw)?
+                    crate::io::tensor_file::to_f32_vec(&raw)?
                         .into_iter()
                         .map(|v| -f64::from(v)),
                 );

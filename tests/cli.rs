@@ -195,10 +195,10 @@ fn train_score_info_in_json_mode() {
     let dir = tempfile::tempdir().unwrap();
     let p = |n: &str| dir.path().join(n);
     let (case, label) = common::synthetic_case([64, 64, 16], true);
-    adgan::volume::write_f32_volume(&p("a.nii.gz"), case.dims, None, &case.channels[0], "test")
+    adgan::io::nifti::write_f32_volume(&p("a.nii.gz"), case.dims, None, &case.channels[0], "test")
         .unwrap();
     let lab: Vec<f32> = label.iter().map(|&b| b as u8 as f32).collect();
-    adgan::volume::write_f32_volume(&p("lab.nii.gz"), case.dims, None, &lab, "label").unwrap();
+    adgan::io::nifti::write_f32_volume(&p("lab.nii.gz"), case.dims, None, &lab, "label").unwrap();
     let s = |x: &Path| x.to_str().unwrap().to_string();
     let o = adgan(&[
         "train",
@@ -252,7 +252,7 @@ fn train_score_info_in_json_mode() {
         "--json",
     ]);
     assert!(o.status.success(), "{}", stderr(&o));
-    let map = adgan::volume::read_volume(&p("map.nii")).unwrap();
+    let map = adgan::io::nifti::read_volume(&p("map.nii")).unwrap();
     assert_eq!(map.dims, case.dims);
     let csv = std::fs::read_to_string(p("t.csv")).unwrap();
     assert!(csv.starts_with("slice_axis,slice,row,col,x,y,z,brain_fraction,raw,score"));

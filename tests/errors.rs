@@ -88,11 +88,11 @@ fn bad_model_files_are_refused_with_a_reason() {
     // newer format: rewrite the metadata
     let mut newer = model.meta.clone();
     newer.format_version = 99;
-    let tensors = adgan::tensor_file::read(&good, "m").unwrap().tensors;
+    let tensors = adgan::io::tensor_file::read(&good, "m").unwrap().tensors;
     let mut named: Vec<(String, tch::Tensor)> = tensors.into_iter().collect();
     named.sort_by(|a, b| a.0.cmp(&b.0));
     let newer_path = dir.path().join("newer.adgan");
-    adgan::tensor_file::write(&newer_path, &named, &serde_json::to_string(&newer).unwrap())
+    adgan::io::tensor_file::write(&newer_path, &named, &serde_json::to_string(&newer).unwrap())
         .unwrap();
     let m = message(Model::load(&newer_path, Device::Cpu).unwrap_err());
     assert!(m.contains("newer") && m.contains("newer.adgan"), "{m}");
@@ -101,7 +101,8 @@ fn bad_model_files_are_refused_with_a_reason() {
     more.channels = 2;
     more.channel_names = vec!["a".into(), "b".into()];
     let shape_path = dir.path().join("shape.adgan");
-    adgan::tensor_file::write(&shape_path, &named, &serde_json::to_string(&more).unwrap()).unwrap();
+    adgan::io::tensor_file::write(&shape_path, &named, &serde_json::to_string(&more).unwrap())
+        .unwrap();
     let m = message(Model::load(&shape_path, Device::Cpu).unwrap_err());
     assert!(m.contains("shape"), "{m}");
 }

@@ -343,7 +343,7 @@ fn scores_small_images_one_each_and_large_ones_as_maps() {
     assert_eq!(r.scores[0].mean_intensity.len(), 1);
 
     let csv = dir.path().join("s.csv");
-    images::write_scores_csv(&csv, &r.scores, None).unwrap();
+    adgan::report::csv::write_scores_csv(&csv, &r.scores, None).unwrap();
     let text = std::fs::read_to_string(&csv).unwrap();
     assert_eq!(text.lines().count(), 8);
     assert!(

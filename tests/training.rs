@@ -218,8 +218,8 @@ fn a_real_volume_is_scored_into_a_map_on_its_grid() {
     assert_eq!(r.patches.len(), r.windows_scored);
     let out = tempfile::tempdir().unwrap();
     let p = out.path().join("map.nii.gz");
-    adgan::volume::write_map(&p, &like, &r.map).unwrap();
-    let back = adgan::volume::read_volume(&p).unwrap();
+    adgan::io::nifti::write_map(&p, &like, &r.map).unwrap();
+    let back = adgan::io::nifti::read_volume(&p).unwrap();
     assert_eq!(back.dims, like.dims);
     assert_eq!(back.header.srow_x, like.header.srow_x);
     assert_eq!(back.data, r.map);

@@ -89,7 +89,7 @@ pub fn run(a: BenchArgs) -> Result<()> {
         };
         let model = adgan::train(&data, &c, device, &Checkpointing::default(), &mut |_| true)?;
         let vol = Tensor::randn([(nx * ny * nz) as i64], (Kind::Float, Device::Cpu));
-        let vol = adgan::tensor_file::to_f32_vec(&vol)?;
+        let vol = adgan::io::tensor_file::to_f32_vec(&vol)?;
         let case = Case {
             name: "random".into(),
             dims: [nx, ny, nz],

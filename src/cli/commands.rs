@@ -36,13 +36,12 @@ fn channel_names(spec: Option<&str>, n: usize) -> Result<Vec<String>> {
             }
             Ok(names)
         }
-        None if n == 1 => Ok(vec!["flair".into()]),
-        None => Ok((0..n).map(|i| format!("ch{i}")).collect()),
+        None => Ok(adgan::preprocess::default_channel_names(n)),
     }
 }
 
 pub(super) fn config_from(a: &TrainArgs) -> TrainConfig {
-    let mut c = TrainConfig::preset(a.preset);
+    let mut c = TrainConfig::preset(a.preset.into());
     macro_rules! set {
         ($($field:ident).+ = $v:expr) => {
             if let Some(v) = $v {
@@ -59,7 +58,7 @@ pub(super) fn config_from(a: &TrainArgs) -> TrainConfig {
     set!(phase1_alpha = a.phase1_alpha);
     set!(pool_every = a.pool_every);
     set!(pool_draw = a.pool_draw);
-    set!(critic_init = a.critic_init);
+    set!(critic_init = a.critic_init.map(Into::into));
     set!(adam.lr = a.lr);
     set!(adam.beta1 = a.beta1);
     set!(adam.beta2 = a.beta2);
@@ -275,26 +274,6 @@ pub fn train(a: TrainArgs) -> Result<()> {
     Ok(())
 }
 
-fn write_patch_csv(path: &Path, patches: &[adgan::score::PatchScore]) -> Result<()> {
-    let mut s = String::from("slice_axis,slice,row,col,x,y,z,brain_fraction,raw,score\n");
-    for p in patches {
-        s.push_str(&format!(
-            "{},{},{},{},{},{},{},{:.4},{:.6},{:.6}\n",
-            p.slice_axis,
-            p.slice,
-            p.row,
-            p.col,
-            p.origin[0],
-            p.origin[1],
-            p.origin[2],
-            p.brain_fraction,
-            p.raw,
-            p.score
-        ));
-    }
-    adgan::volume::write_atomically(path, |f| std::io::Write::write_all(f, s.as_bytes()))
-}
-
 /// `adgan score` of 2-D images: per-image scores to CSV, maps of images
 /// larger than one window to a folder.
 fn score_images(a: &ScoreArgs, specs: &[PathBuf], model: &Model, ui: &mut Reporter) -> Result<()> {
@@ -311,7 +290,7 @@ fn score_images(a: &ScoreArgs, specs: &[PathBuf], model: &Model, ui: &mut Report
         ui.update(p)
     })?;
     ui.finish();
-    adgan::images::write_scores_csv(&a.out, &r.scores, None)?;
+    adgan::report::csv::write_scores_csv(&a.out, &r.scores, None)?;
     let mut maps = Vec::new();
     if let Some(dir) = &a.maps {
         std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
@@ -323,7 +302,7 @@ fn score_images(a: &ScoreArgs, specs: &[PathBuf], model: &Model, ui: &mut Report
                     .and_then(|s| s.to_str())
                     .unwrap_or("image");
                 let path = dir.join(format!("{stem}_anomaly.nii.gz"));
-                adgan::volume::write_f32_volume(
+                adgan::io::nifti::write_f32_volume(
                     &path,
                     [row.width, row.height, 1],
                     None,
@@ -388,9 +367,9 @@ pub fn score(a: ScoreArgs) -> Result<()> {
     };
     let result = model.score_case(&case, &opts, &mut |p| ui.update(p))?;
     ui.finish();
-    adgan::volume::write_map(&a.out, &like, &result.map)?;
+    adgan::io::nifti::write_map(&a.out, &like, &result.map)?;
     if let Some(csv) = &a.patches {
-        write_patch_csv(csv, &result.patches)?;
+        adgan::report::csv::write_patch_csv(csv, &result.patches)?;
     }
     let max = result.map.iter().cloned().fold(f32::MIN, f32::max);
     let above = result
@@ -425,7 +404,7 @@ pub fn info(a: InfoArgs) -> Result<()> {
                 a.model.display()
             ))
         })?;
-        adgan::render::write_validation_png(png, &sel.curve, sel.chosen_iteration)?;
+        adgan::report::render::write_validation_png(png, &sel.curve, sel.chosen_iteration)?;
     }
     if a.json {
         println!(

@@ -83,7 +83,7 @@ pub fn run(a: DemoArgs) -> Result<()> {
     let t0 = std::time::Instant::now();
 
     // 1. Train on the healthy patches of one case (its label keeps the tumour out).
-    let mut config = TrainConfig::preset(a.preset);
+    let mut config = TrainConfig::preset(a.preset.into());
     config.seed = a.seed;
     if let Some(n) = a.phase1_iterations {
         config.phase1_iterations = n;
@@ -119,7 +119,7 @@ pub fn run(a: DemoArgs) -> Result<()> {
     // 2. Score the other case.
     let test_dir = data.join(TEST_CASE);
     let (case, like) = Case::from_files(&paths(&test_dir), None, None)?;
-    let lesion = adgan::volume::read_mask(&test_dir.join(LABEL), case.dims)?;
+    let lesion = adgan::io::nifti::read_mask(&test_dir.join(LABEL), case.dims)?;
     let opts = ScoreOptions {
         stride: a.stride,
         painting: a.map.painting,
@@ -129,7 +129,7 @@ pub fn run(a: DemoArgs) -> Result<()> {
     let result = model.score_case(&case, &opts, &mut |p| ui.update(p))?;
     ui.finish();
     let map_path = a.out.join("anomaly_map.nii.gz");
-    adgan::volume::write_map(&map_path, &like, &result.map)?;
+    adgan::io::nifti::write_map(&map_path, &like, &result.map)?;
 
     // 3. Evaluate: the paper's patch protocol, and voxel metrics, each next
     //    to plain FLAIR intensity.
@@ -138,18 +138,18 @@ pub fn run(a: DemoArgs) -> Result<()> {
     let threshold = model.meta.calibration.threshold;
     let voxel_model = voxel_metrics(&result.map, &brain, &lesion, Some(threshold));
     let norm = adgan::preprocess::normalise(&case)?;
-    let flair_norm = adgan::tensor_file::to_f32_vec(&norm.data)?;
+    let flair_norm = adgan::io::tensor_file::to_f32_vec(&norm.data)?;
     let voxel_flair = voxel_metrics(&flair_norm, &brain, &lesion, None);
 
     // 4. Pictures.
     let png_path = a.out.join("montage.png");
-    let mopts = adgan::render::MontageOptions {
+    let mopts = adgan::report::render::MontageOptions {
         heat_min: threshold as f32,
         heat_max: (threshold * 3.0) as f32,
-        flip: adgan::render::display_flips(&like.header),
+        flip: adgan::report::render::display_flips(&like.header),
         ..Default::default()
     };
-    let slices = adgan::render::write_montage(
+    let slices = adgan::report::render::write_montage(
         &png_path,
         case.dims,
         &case.channels[0],
@@ -166,7 +166,7 @@ pub fn run(a: DemoArgs) -> Result<()> {
         "FLAIR intensity".to_string(),
         adgan::metrics::roc_curve(&patches.intensity_scores[0], &patches.labels),
     ));
-    adgan::render::write_roc_png(&roc_path, &curves)?;
+    adgan::report::render::write_roc_png(&roc_path, &curves)?;
     let hist_path = a.out.join("score_histogram.png");
     let pick = |lesion: bool| -> Vec<f64> {
         patches
@@ -177,11 +177,11 @@ pub fn run(a: DemoArgs) -> Result<()> {
             .map(|(&s, _)| s)
             .collect()
     };
-    adgan::render::write_histogram_png(&hist_path, &pick(false), &pick(true), 40)?;
+    adgan::report::render::write_histogram_png(&hist_path, &pick(false), &pick(true), 40)?;
     let validation_path = match &model.meta.selection {
         Some(sel) => {
             let p = a.out.join("validation.png");
-            adgan::render::write_validation_png(&p, &sel.curve, sel.chosen_iteration)?;
+            adgan::report::render::write_validation_png(&p, &sel.curve, sel.chosen_iteration)?;
             Some(p)
         }
         None => None,
@@ -225,7 +225,7 @@ pub fn run(a: DemoArgs) -> Result<()> {
     });
     let report_path = a.out.join("report.json");
     let text = serde_json::to_string_pretty(&report).map_err(|e| Error::invalid(e.to_string()))?;
-    adgan::volume::write_atomically(&report_path, |f| {
+    adgan::io::atomic::write_atomically(&report_path, |f| {
         std::io::Write::write_all(f, text.as_bytes())
     })?;
 

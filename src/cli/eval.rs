@@ -97,7 +97,7 @@ fn fmt(v: Option<f64>) -> String {
 
 fn write_json(path: &Path, value: &serde_json::Value) -> Result<()> {
     let text = serde_json::to_string_pretty(value).map_err(|e| Error::invalid(e.to_string()))?;
-    adgan::volume::write_atomically(path, |f| std::io::Write::write_all(f, text.as_bytes()))
+    adgan::io::atomic::write_atomically(path, |f| std::io::Write::write_all(f, text.as_bytes()))
 }
 
 /// A float32 array as a NumPy .npy file.
@@ -119,7 +119,7 @@ pub fn write_npy(path: &Path, shape: &[i64], data: &[f32]) -> Result<()> {
     for v in data {
         bytes.extend_from_slice(&v.to_le_bytes());
     }
-    adgan::volume::write_atomically(path, |f| std::io::Write::write_all(f, &bytes))
+    adgan::io::atomic::write_atomically(path, |f| std::io::Write::write_all(f, &bytes))
 }
 
 fn load_case(
@@ -138,7 +138,7 @@ fn load_case(
         let lesion = if images::is_image_path(label) {
             images::read_image_mask(label, image.width, image.height)?
         } else {
-            adgan::volume::read_mask(label, case.dims)?
+            adgan::io::nifti::read_mask(label, case.dims)?
         };
         return Ok(LabelledCase { case, lesion });
     }
@@ -149,7 +149,7 @@ fn load_case(
         )));
     }
     let (case, _) = Case::from_files(&paths, mask, None)?;
-    let lesion = adgan::volume::read_mask(label, case.dims)?;
+    let lesion = adgan::io::nifti::read_mask(label, case.dims)?;
     Ok(LabelledCase { case, lesion })
 }
 
@@ -308,10 +308,10 @@ fn case_outputs(
         ));
     }
     let roc = a.out.join("roc_patches.png");
-    adgan::render::write_roc_png(&roc, &curves)?;
+    adgan::report::render::write_roc_png(&roc, &curves)?;
     let hist = a.out.join("histogram_patches.png");
     let (normal, lesion) = split_by_label(&model_scores, &labels);
-    adgan::render::write_histogram_png(&hist, &normal, &lesion, 50)?;
+    adgan::report::render::write_histogram_png(&hist, &normal, &lesion, 50)?;
     outputs["roc_patches"] = json!(roc);
     outputs["histogram_patches"] = json!(hist);
     if a.write_maps {
@@ -333,11 +333,11 @@ fn case_outputs(
             let like = if images::is_image_path(Path::new(&lc.case.name)) {
                 None
             } else {
-                adgan::volume::read_volume(Path::new(&lc.case.name)).ok()
+                adgan::io::nifti::read_volume(Path::new(&lc.case.name)).ok()
             };
             match like {
-                Some(v) if v.dims == lc.case.dims => adgan::volume::write_map(&path, &v, map)?,
-                _ => adgan::volume::write_f32_volume(
+                Some(v) if v.dims == lc.case.dims => adgan::io::nifti::write_map(&path, &v, map)?,
+                _ => adgan::io::nifti::write_f32_volume(
                     &path,
                     lc.case.dims,
                     None,
@@ -352,7 +352,7 @@ fn case_outputs(
     if a.dump_patches {
         if let Some(p) = &ev.table.patches {
             let shape = p.size();
-            let data = adgan::tensor_file::to_f32_vec(p)?;
+            let data = adgan::io::tensor_file::to_f32_vec(p)?;
             let npy = a.out.join("patches.npy");
             write_npy(&npy, &shape, &data)?;
             let mut csv = String::from("case,slice,row,col,lesion_fraction,score\n");
@@ -368,7 +368,7 @@ fn case_outputs(
                 ));
             }
             let csv_path = a.out.join("patches.csv");
-            adgan::volume::write_atomically(&csv_path, |f| {
+            adgan::io::atomic::write_atomically(&csv_path, |f| {
                 std::io::Write::write_all(f, csv.as_bytes())
             })?;
             outputs["patches_npy"] = json!(npy);
@@ -395,12 +395,12 @@ fn image_outputs(
         ));
     }
     let roc = a.out.join("roc_images.png");
-    adgan::render::write_roc_png(&roc, &curves)?;
+    adgan::report::render::write_roc_png(&roc, &curves)?;
     let hist = a.out.join("histogram_images.png");
     let (normal, abnormal) = split_by_label(&model_scores, &labels);
-    adgan::render::write_histogram_png(&hist, &normal, &abnormal, 50)?;
+    adgan::report::render::write_histogram_png(&hist, &normal, &abnormal, 50)?;
     let csv = a.out.join("scores.csv");
-    images::write_scores_csv(&csv, &ev.scores.scores, Some(&ev.labels))?;
+    adgan::report::csv::write_scores_csv(&csv, &ev.scores.scores, Some(&ev.labels))?;
     outputs["roc_images"] = json!(roc);
     outputs["histogram_images"] = json!(hist);
     outputs["scores_csv"] = json!(csv);

@@ -8,7 +8,7 @@ mod demo;
 mod eval;
 mod ui;
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;
 
 /// adGAN: find what is abnormal in MR volumes after learning only from
@@ -112,7 +112,7 @@ pub struct TrainArgs {
     /// M=300, batch 32: the paper's method at a CPU budget). Options below
     /// override it.
     #[arg(long, value_enum, default_value = "paper")]
-    pub preset: adgan::train::Preset,
+    pub preset: PresetArg,
     /// N: phase-1 WGAN-GP iterations.
     #[arg(long, value_name = "N")]
     pub phase1_iterations: Option<u64>,
@@ -145,7 +145,7 @@ pub struct TrainArgs {
     /// Phase-2 critic: fine-tune the phase-1 critic (adGAN(c), default) or
     /// reset it (adGAN).
     #[arg(long, value_enum)]
-    pub critic_init: Option<adgan::train::CriticInit>,
+    pub critic_init: Option<CriticInitArg>,
     /// Adam learning rate (paper: 1e-4).
     #[arg(long)]
     pub lr: Option<f64>,
@@ -210,6 +210,52 @@ pub struct TrainArgs {
     pub validation_kinds: Option<Kinds>,
     #[command(flatten)]
     pub common: Common,
+}
+
+/// [`adgan::config::Preset`] on the command line (the library has no clap).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum PresetArg {
+    /// The paper's budget: N = 200,000, M = 150,000, batch 64 (a GPU job).
+    Paper,
+    /// The detector for a CPU, in minutes: N = 0, M = 600, batch 32; phase
+    /// 2 trains a fresh critic against synthetic counterfeits (blend and
+    /// intensity) instead of a fake pool, keeps a moving average of its
+    /// weights (decay 0.99) and validates it every 50 iterations on
+    /// held-out slices against counterfeits of a seed of their own (see
+    /// docs/BENCHMARKS.md for what each part measured).
+    Quick,
+    /// The paper's method at the quick budget: N = 200, M = 300, batch 32,
+    /// a pool draw every 10 iterations (the "adGAN (paper)" row of the
+    /// CPU benchmarks).
+    PaperQuick,
+}
+
+impl From<PresetArg> for adgan::config::Preset {
+    fn from(p: PresetArg) -> Self {
+        match p {
+            PresetArg::Paper => adgan::config::Preset::Paper,
+            PresetArg::Quick => adgan::config::Preset::Quick,
+            PresetArg::PaperQuick => adgan::config::Preset::PaperQuick,
+        }
+    }
+}
+
+/// [`adgan::config::CriticInit`] on the command line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum CriticInitArg {
+    /// adGAN(c): continue from the phase-1 critic (the paper's choice on real data).
+    FineTune,
+    /// adGAN: re-initialise the critic at random.
+    Reset,
+}
+
+impl From<CriticInitArg> for adgan::config::CriticInit {
+    fn from(c: CriticInitArg) -> Self {
+        match c {
+            CriticInitArg::FineTune => adgan::config::CriticInit::FineTune,
+            CriticInitArg::Reset => adgan::config::CriticInit::Reset,
+        }
+    }
 }
 
 /// A list of counterfeit kinds on the command line.
@@ -299,7 +345,7 @@ pub struct DemoArgs {
     pub data: Option<PathBuf>,
     /// Training preset for the demo.
     #[arg(long, value_enum, default_value = "quick")]
-    pub preset: adgan::train::Preset,
+    pub preset: PresetArg,
     /// Modalities of the demo cases to use, comma separated, FLAIR first:
     /// flair, t1, t1c, t2.
     #[arg(long, default_value = "flair", value_name = "NAMES")]

@@ -3,251 +3,28 @@
 //! continued: adGAN(c)) on normal vs. fake-pool patches with the
 //! concentration loss. Training checkpoints itself and resumes exactly.
 
-use crate::counterfeit::{self, Counterfeit};
+use crate::config::PatchSampling;
+pub use crate::config::{CriticInit, Preset, TrainConfig};
+pub mod checkpoint;
+pub mod variants;
+
+use crate::counterfeit;
 use crate::error::{Error, Result};
 use crate::fake_pool::FakePool;
 use crate::losses;
 use crate::model::{Budget, Calibration, Model, ModelMeta, FORMAT, FORMAT_VERSION, NORMALISATION};
 use crate::nets::{Critic, Generator, LATENT, PATCH};
-use crate::optim::{Adam, AdamConfig};
-use crate::preprocess::{normalise, training_patches_by_slice, Case, PatchSampling};
+use crate::optim::Adam;
+use crate::preprocess::{normalise, training_patches_by_slice, Case};
 use crate::progress::{Progress, ProgressFn, Stage};
 use crate::rng::Rng;
 use crate::selection::{self, snapshot, Ema, SelectionReport, Validator, Weights};
+use checkpoint::{load_checkpoint, save_checkpoint, CheckpointState};
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
-use serde::{Deserialize, Serialize};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Instant;
 use tch::{nn, Device, Kind, Tensor};
-
-/// Phase 2's starting point for the critic.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
-#[serde(rename_all = "kebab-case")]
-pub enum CriticInit {
-    /// adGAN(c): continue from the phase-1 critic (the paper's choice on real data).
-    FineTune,
-    /// adGAN: re-initialise the critic at random.
-    Reset,
-}
-
-/// Named sets of options.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
-#[serde(rename_all = "kebab-case")]
-pub enum Preset {
-    /// The paper's budget: N = 200,000, M = 150,000, batch 64 (a GPU job).
-    Paper,
-    /// The detector for a CPU, in minutes: N = 0, M = 600, batch 32; phase
-    /// 2 trains a fresh critic against synthetic counterfeits (blend and
-    /// intensity) instead of a fake pool, keeps a moving average of its
-    /// weights (decay 0.99) and validates it every 50 iterations on
-    /// held-out slices against counterfeits of a seed of their own (see
-    /// docs/BENCHMARKS.md for what each part measured).
-    Quick,
-    /// The paper's method at the quick budget: N = 200, M = 300, batch 32,
-    /// a pool draw every 10 iterations (the "adGAN (paper)" row of the
-    /// CPU benchmarks).
-    PaperQuick,
-}
-
-/// Every option of training. The defaults are the paper's (Sec. IV).
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-pub struct TrainConfig {
-    /// N: phase-1 (WGAN-GP) iterations, each `n_critic` critic updates and
-    /// one generator update.
-    pub phase1_iterations: u64,
-    /// M: phase-2 critic iterations with the concentration loss.
-    pub phase2_iterations: u64,
-    /// m: patches per batch.
-    pub batch_size: usize,
-    /// Critic updates per generator update in phase 1.
-    pub n_critic: usize,
-    /// lambda: weight of the gradient penalty.
-    pub lambda_gp: f64,
-    /// alpha: weight of the concentration term in phase 2.
-    pub alpha: f64,
-    /// Weight of the concentration term inside phase 1's critic loss: 0 in
-    /// Algorithm 1. With `phase2_iterations` 0 and this set to alpha the
-    /// model is the paper's stdWGAN ablation (Table 5: Eq. 2 in a plain
-    /// WGAN-GP, no fake pool).
-    #[serde(default)]
-    pub phase1_alpha: f64,
-    /// k: collect generator samples into the fake pool every k iterations.
-    pub pool_every: u64,
-    /// n: samples collected each time.
-    pub pool_draw: usize,
-    /// Phase 2 starts from the phase-1 critic (fine-tune) or afresh (reset).
-    pub critic_init: CriticInit,
-    /// Adam's learning rate and moments.
-    pub adam: AdamConfig,
-    /// Where training patches come from.
-    pub sampling: PatchSampling,
-    /// Fraction of the normal patches held out to calibrate scores.
-    pub calibration_fraction: f64,
-    /// Use at most this many training patches (a random subset); 0 = all.
-    pub max_patches: usize,
-    /// Seed of every random choice; runs with the same seed, data and
-    /// options give the same model on the CPU.
-    pub seed: u64,
-    /// Write a checkpoint every this many iterations (0: only when phase 2 starts).
-    pub checkpoint_every: u64,
-    /// Measure losses (a device sync) every this many iterations.
-    pub log_every: u64,
-    /// Synthetic counterfeit kinds mixed into phase 2's fake batches
-    /// (empty: the paper's generator pool only). See `counterfeit`.
-    #[serde(default)]
-    pub counterfeits: Vec<Counterfeit>,
-    /// Share of each phase-2 fake batch that is synthetic: 0 is the paper
-    /// (fake pool only), 1 is synthetic only (no fake pool needed, so
-    /// phase 1 may be skipped with `phase1_iterations` 0).
-    #[serde(default)]
-    pub synthetic_fraction: f64,
-    /// Decay of an exponential moving average of the phase-2 critic's
-    /// weights (0: off). The average is what is validated and kept.
-    #[serde(default)]
-    pub ema_decay: f64,
-    /// Validate the critic every this many phase-2 iterations on held-out
-    /// normal patches against synthetic anomalies of `validation_kinds`,
-    /// and keep the best snapshot (0: off, the last critic is the model).
-    #[serde(default)]
-    pub validate_every: u64,
-    /// Kinds of the validation anomalies, made from the held-out normal
-    /// slices with a seed of their own. Measured: a critic scores kinds it
-    /// never trained on at about 0.5 throughout (no signal to select on),
-    /// so the quick preset validates on its training kinds: what changes
-    /// is the normal tissue (slices never trained on), which is what
-    /// over-fitting shows in.
-    #[serde(default)]
-    pub validation_kinds: Vec<Counterfeit>,
-}
-
-impl Default for TrainConfig {
-    fn default() -> Self {
-        TrainConfig::preset(Preset::Paper)
-    }
-}
-
-impl TrainConfig {
-    /// The options of a preset.
-    pub fn preset(preset: Preset) -> TrainConfig {
-        let paper = TrainConfig {
-            phase1_iterations: 200_000,
-            phase2_iterations: 150_000,
-            batch_size: 64,
-            n_critic: 5,
-            lambda_gp: 10.0,
-            alpha: 1.0,
-            phase1_alpha: 0.0,
-            pool_every: 100,
-            pool_draw: 64,
-            critic_init: CriticInit::FineTune,
-            adam: AdamConfig::default(),
-            sampling: PatchSampling::default(),
-            calibration_fraction: 0.1,
-            max_patches: 0,
-            seed: 0,
-            checkpoint_every: 5000,
-            log_every: 50,
-            counterfeits: Vec::new(),
-            synthetic_fraction: 0.0,
-            ema_decay: 0.0,
-            validate_every: 0,
-            validation_kinds: Vec::new(),
-        };
-        let paper_quick = TrainConfig {
-            phase1_iterations: 200,
-            phase2_iterations: 300,
-            batch_size: 32,
-            pool_every: 10,
-            pool_draw: 64,
-            checkpoint_every: 100,
-            log_every: 10,
-            ..paper.clone()
-        };
-        match preset {
-            Preset::Paper => paper,
-            Preset::PaperQuick => paper_quick,
-            Preset::Quick => TrainConfig {
-                phase1_iterations: 0,
-                phase2_iterations: 600,
-                counterfeits: vec![Counterfeit::Blend, Counterfeit::Intensity],
-                synthetic_fraction: 1.0,
-                ema_decay: 0.99,
-                validate_every: 50,
-                validation_kinds: vec![Counterfeit::Blend, Counterfeit::Intensity],
-                ..paper_quick
-            },
-        }
-    }
-
-    /// Check every option; the message names the bad one.
-    pub fn validate(&self) -> Result<()> {
-        let bad = |m: &str| Err(Error::invalid(m.to_string()));
-        if self.batch_size < 2 {
-            return bad(
-                "batch size must be at least 2 (the concentration term is a standard deviation)",
-            );
-        }
-        if self.n_critic == 0 {
-            return bad("n_critic must be at least 1");
-        }
-        if self.pool_every == 0 || self.pool_draw == 0 {
-            return bad("pool_every and pool_draw must be at least 1");
-        }
-        if self.phase2_iterations > 0
-            && self.phase1_iterations == 0
-            && self.synthetic_fraction < 1.0
-        {
-            return bad(
-                "phase 2 needs a fake pool: phase1_iterations must be at least 1 \
-                 (or synthetic_fraction 1: synthetic counterfeits only)",
-            );
-        }
-        if !(0.0..=1.0).contains(&self.synthetic_fraction) {
-            return Err(Error::invalid(format!(
-                "synthetic_fraction = {} (expected 0 to 1)",
-                self.synthetic_fraction
-            )));
-        }
-        if self.synthetic_fraction > 0.0 && self.counterfeits.is_empty() {
-            return bad("synthetic_fraction > 0 needs at least one counterfeit kind");
-        }
-        if !(0.0..1.0).contains(&self.ema_decay) {
-            return Err(Error::invalid(format!(
-                "ema_decay = {} (expected 0 to below 1; 0 is off)",
-                self.ema_decay
-            )));
-        }
-        if self.validate_every > 0 && self.validation_kinds.is_empty() {
-            return bad("validate_every > 0 needs at least one validation kind");
-        }
-        if self.phase2_iterations == 0 && self.critic_init == CriticInit::Reset {
-            return bad("a reset critic with no phase 2 would be untrained: \
-                 give phase2_iterations >= 1 or critic_init fine-tune");
-        }
-        for (name, v) in [
-            ("lambda_gp", self.lambda_gp),
-            ("alpha", self.alpha),
-            ("phase1_alpha", self.phase1_alpha),
-        ] {
-            if !v.is_finite() || v < 0.0 {
-                return Err(Error::invalid(format!(
-                    "{name} = {v} (must be finite and >= 0)"
-                )));
-            }
-        }
-        if !(self.adam.lr.is_finite() && self.adam.lr > 0.0) {
-            return bad("learning rate must be > 0");
-        }
-        if !(0.0..1.0).contains(&self.adam.beta1) || !(0.0..1.0).contains(&self.adam.beta2) {
-            return bad("Adam betas must be in [0, 1)");
-        }
-        if !(self.calibration_fraction > 0.0 && self.calibration_fraction < 1.0) {
-            return bad("calibration fraction must be between 0 and 1");
-        }
-        self.sampling.validate()
-    }
-}
 
 /// Normal patches ready for training, `[N, C, 32, 32]` on the CPU.
 #[derive(Debug)]
@@ -402,38 +179,6 @@ struct Chooser {
     report: SelectionReport,
 }
 
-/// Where a checkpoint stands.
-struct CheckpointState<'a> {
-    phase: u64,
-    iteration: u64,
-    fingerprint: &'a str,
-    generator_scale: f64,
-}
-
-#[derive(Debug, Serialize, Deserialize)]
-struct CheckpointMeta {
-    kind: String,
-    library_version: String,
-    /// 1 or 2: the phase the next iteration belongs to.
-    phase: u64,
-    /// Next iteration to run in that phase.
-    iteration: u64,
-    adam_g_step: i64,
-    adam_d_step: i64,
-    pool_iterations: Vec<u64>,
-    config: TrainConfig,
-    data_fingerprint: String,
-    generator_scale: f64,
-    phase1_seconds: f64,
-    phase2_seconds: f64,
-    /// Phase 2's validation so far (training with validation).
-    #[serde(default)]
-    selection: SelectionReport,
-    /// Whether `best.*` tensors hold the best snapshot so far.
-    #[serde(default)]
-    has_best: bool,
-}
-
 struct Nets {
     vs_g: nn::VarStore,
     g: Generator,
@@ -441,6 +186,16 @@ struct Nets {
     d: Critic,
     adam_g: Adam,
     adam_d: Adam,
+}
+
+/// Phase 2's fresh critic (adGAN, `critic_init` reset): its own random
+/// stream, so that a forked checkpoint (see [`checkpoint::fork`]) gets the
+/// critic an uninterrupted training would.
+fn reset_critic(channels: usize, seed: u64, device: Device) -> (nn::VarStore, Critic) {
+    let vs_d = nn::VarStore::new(device);
+    let d = Critic::new(&vs_d.root(), channels as i64);
+    Rng::stream(seed, 2, u64::MAX).init(&vs_d);
+    (vs_d, d)
 }
 
 fn data_fingerprint(patches: &Tensor) -> String {
@@ -624,9 +379,7 @@ pub fn train(
         start = 0;
         // Phase 2's critic: carried over (adGAN(c)) or fresh (adGAN).
         if config.critic_init == CriticInit::Reset {
-            nets.vs_d = nn::VarStore::new(device);
-            nets.d = Critic::new(&nets.vs_d.root(), channels as i64);
-            Rng::stream(config.seed, 2, u64::MAX).init(&nets.vs_d);
+            (nets.vs_d, nets.d) = reset_critic(channels, config.seed, device);
         }
         nets.adam_d = Adam::new(nets.vs_d.trainable_variables(), config.adam);
         if config.ema_decay > 0.0 {
@@ -782,7 +535,7 @@ pub fn train(
     let Nets { vs_d, d, .. } = nets;
     let mut model = Model::from_parts(meta, vs_d, d);
     let raw = model.raw_scores(&cal_patches, 1024)?;
-    let raw = crate::tensor_file::to_f32_vec(&raw)?;
+    let raw = crate::io::tensor_file::to_f32_vec(&raw)?;
     let raw: Vec<f64> = raw.into_iter().map(f64::from).collect();
     model.meta.calibration = Calibration::from_raw(&raw)?;
     let _ = progress(&Progress::new(Stage::Calibrate, 1, 1));
@@ -792,118 +545,4 @@ pub fn train(
         }
     }
     Ok(model)
-}
-
-fn save_checkpoint(
-    path: &Path,
-    state: &CheckpointState,
-    config: &TrainConfig,
-    nets: &Nets,
-    pool: &FakePool,
-    chooser: &Chooser,
-    budget: &Budget,
-) -> Result<()> {
-    let meta = CheckpointMeta {
-        kind: "adgan-checkpoint".into(),
-        library_version: crate::VERSION.into(),
-        phase: state.phase,
-        iteration: state.iteration,
-        adam_g_step: nets.adam_g.step,
-        adam_d_step: nets.adam_d.step,
-        pool_iterations: pool.iterations.clone(),
-        config: config.clone(),
-        data_fingerprint: state.fingerprint.to_string(),
-        generator_scale: state.generator_scale,
-        phase1_seconds: budget.phase1_seconds,
-        phase2_seconds: budget.phase2_seconds,
-        selection: chooser.report.clone(),
-        has_best: chooser.best.is_some(),
-    };
-    let mut tensors = crate::tensor_file::named(&nets.vs_g, "g.");
-    tensors.extend(crate::tensor_file::named(&nets.vs_d, "d."));
-    tensors.extend(nets.adam_g.state("adam_g"));
-    tensors.extend(nets.adam_d.state("adam_d"));
-    if let Some(p) = pool.tensor() {
-        tensors.push(("pool".into(), p));
-    }
-    // Phase 2's moving average and best snapshot, named like the critic's.
-    for (prefix, weights) in [
-        ("ema.", chooser.ema.as_ref().map(|e| &e.weights)),
-        ("best.", chooser.best.as_ref()),
-    ] {
-        for (k, t) in weights.into_iter().flatten() {
-            tensors.push((format!("{prefix}{k}"), t.shallow_clone()));
-        }
-    }
-    let json = serde_json::to_string(&meta).map_err(|e| Error::invalid(e.to_string()))?;
-    crate::tensor_file::write(path, &tensors, &json)
-}
-
-fn load_checkpoint(
-    path: &Path,
-    config: &TrainConfig,
-    fingerprint: &str,
-    nets: &mut Nets,
-    pool: &mut FakePool,
-    chooser: &mut Chooser,
-) -> Result<CheckpointMeta> {
-    let file = crate::tensor_file::read(path, "adGAN training checkpoint")?;
-    let meta: CheckpointMeta = serde_json::from_str(&file.json)
-        .map_err(|e| Error::format(path, format!("checkpoint metadata is not valid: {e}")))?;
-    let refuse = |what: &str| {
-        Err(Error::format(
-            path,
-            format!(
-                "this checkpoint was made with other {what}; delete it or train with --restart"
-            ),
-        ))
-    };
-    if meta.kind != "adgan-checkpoint" {
-        return Err(Error::format(path, "not an adGAN training checkpoint"));
-    }
-    if &meta.config != config {
-        return refuse("training options");
-    }
-    if meta.data_fingerprint != fingerprint {
-        return refuse("training data");
-    }
-    crate::tensor_file::load_into(path, &nets.vs_g, "g.", &file.tensors)?;
-    crate::tensor_file::load_into(path, &nets.vs_d, "d.", &file.tensors)?;
-    let device = nets.vs_d.device();
-    let mut get = |name: &str| file.tensors.get(name).map(|t| t.to_device(device));
-    nets.adam_g
-        .load_state("adam_g", meta.adam_g_step, &mut get)
-        .map_err(|m| Error::format(path, m))?;
-    nets.adam_d
-        .load_state("adam_d", meta.adam_d_step, &mut get)
-        .map_err(|m| Error::format(path, m))?;
-    let p = match file.tensors.get("pool") {
-        Some(t) => t.shallow_clone(),
-        None => Tensor::zeros([0], (Kind::Float, Device::Cpu)),
-    };
-    pool.restore(p, meta.pool_iterations.clone());
-    // Phase 2's moving average and best snapshot, named like the critic's.
-    let copy_of = |prefix: &str| -> Result<Weights> {
-        crate::tensor_file::named(&nets.vs_d, "")
-            .into_iter()
-            .map(|(name, _)| {
-                let key = format!("{prefix}{name}");
-                file.tensors
-                    .get(&key)
-                    .map(|t| (name, t.to_device(device)))
-                    .ok_or_else(|| Error::format(path, format!("tensor {key} is missing")))
-            })
-            .collect()
-    };
-    if meta.phase == 2 && config.ema_decay > 0.0 {
-        chooser.ema = Some(Ema {
-            decay: config.ema_decay,
-            weights: copy_of("ema.")?,
-        });
-    }
-    if meta.has_best {
-        chooser.best = Some(copy_of("best.")?);
-    }
-    chooser.report = meta.selection.clone();
-    Ok(meta)
 }

@@ -17,18 +17,18 @@
 //! next to its destination under a temporary name, synced, then renamed over
 //! it, so that readers never see a half-written file.
 
-use std::ffi::OsStr;
-use std::fs::{self, File, OpenOptions};
+use std::fs::File;
 use std::io::{self, BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
 
 use flate2::read::MultiGzDecoder;
 use flate2::write::GzEncoder;
 use flate2::Compression;
 use nifti::{Endianness, NiftiHeader};
 
+use super::atomic::{io_error, write_atomically};
 use crate::error::{Error, Result};
+use crate::preprocess::Case;
 
 /// Size of a NIfTI-1 header in bytes (`sizeof_hdr`).
 const HEADER_SIZE: usize = 348;
@@ -314,60 +314,37 @@ pub fn write_f32_volume(
     })
 }
 
-/// Write a file atomically.
-///
-/// `write` fills a new temporary file created in the same directory as `path`
-/// (a hidden name derived from the file name); on success the file is synced to
-/// disk and renamed over `path`, and the directory is synced. On any failure
-/// (including a panic in `write`) the temporary file is removed and an existing
-/// file at `path` is left untouched. An existing file's permissions are carried
-/// over to the new one.
-///
-/// # Errors
-///
-/// [`Error::InvalidArgument`] when `path` has no file name; [`Error::Io`] naming
-/// `path` when the temporary file cannot be created, `write` fails, or the
-/// sync or rename fails.
-pub fn write_atomically(
-    path: &Path,
-    write: impl FnOnce(&mut File) -> io::Result<()>,
-) -> Result<()> {
-    let file_name = path.file_name().ok_or_else(|| {
-        Error::InvalidArgument(format!("{}: not a path to a file", path.display()))
-    })?;
-    let dir = match path.parent() {
-        Some(parent) if !parent.as_os_str().is_empty() => parent.to_path_buf(),
-        _ => PathBuf::from("."),
-    };
-    let (mut file, temp_path) = create_temp_file(&dir, file_name).map_err(|e| {
-        io_error(
-            path,
-            &format!("cannot create a temporary file in {}", dir.display()),
-            &e,
-        )
-    })?;
-    let mut guard = TempFileGuard(Some(temp_path.clone()));
-
-    if let Ok(meta) = fs::metadata(path) {
-        if meta.is_file() {
-            // Best effort: a failure only means default permissions.
-            let _ = file.set_permissions(meta.permissions());
-        }
+/// Cases from files: the channels, brain mask and exclusion label of one
+/// case, read here so that preprocessing never touches a file.
+impl Case {
+    /// Read a case from files: one NIfTI per channel (same grid), an
+    /// optional brain mask and an optional exclusion label. Returns the case
+    /// and the first channel's volume (its header serves for output).
+    pub fn from_files(
+        channels: &[std::path::PathBuf],
+        brain: Option<&std::path::Path>,
+        exclude: Option<&std::path::Path>,
+    ) -> Result<(Case, Volume)> {
+        let mut vols = read_channels(channels)?;
+        let dims = vols[0].dims;
+        let brain = brain.map(|p| read_mask(p, dims)).transpose()?;
+        let exclude = exclude.map(|p| read_mask(p, dims)).transpose()?;
+        let name = vols[0].path.display().to_string();
+        let data: Vec<Vec<f32>> = vols
+            .iter_mut()
+            .map(|v| std::mem::take(&mut v.data))
+            .collect();
+        let mut first = vols.swap_remove(0);
+        first.data = data[0].clone();
+        let case = Case {
+            name,
+            dims,
+            channels: data,
+            brain,
+            exclude,
+        };
+        Ok((case, first))
     }
-    write(&mut file).map_err(|e| io_error(path, "write failed", &e))?;
-    file.sync_all()
-        .map_err(|e| io_error(path, "cannot sync the written data to disk", &e))?;
-    drop(file);
-    fs::rename(&temp_path, path).map_err(|e| {
-        io_error(
-            path,
-            &format!("cannot rename {} to the destination", temp_path.display()),
-            &e,
-        )
-    })?;
-    guard.disarm();
-    sync_directory(&dir);
-    Ok(())
 }
 
 // ---------------------------------------------------------------------------
@@ -868,70 +845,9 @@ fn has_gz_extension(path: &Path) -> bool {
         .is_some_and(|ext| ext.eq_ignore_ascii_case("gz"))
 }
 
-/// Create a new, uniquely named hidden file in `dir` for writing `file_name`.
-fn create_temp_file(dir: &Path, file_name: &OsStr) -> io::Result<(File, PathBuf)> {
-    static COUNTER: AtomicU64 = AtomicU64::new(0);
-    // Keep the name well below the usual 255-byte limit.
-    let stem: String = file_name.to_string_lossy().chars().take(100).collect();
-    let pid = std::process::id();
-    let mut last_error = None;
-    for _ in 0..100 {
-        let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.subsec_nanos());
-        let temp_path = dir.join(format!(".{stem}.{pid}-{n}-{nanos}.tmp"));
-        match OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .open(&temp_path)
-        {
-            Ok(file) => return Ok((file, temp_path)),
-            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => last_error = Some(e),
-            Err(e) => return Err(e),
-        }
-    }
-    Err(last_error.unwrap_or_else(|| io::Error::other("no free temporary file name")))
-}
-
-/// Removes the temporary file on drop unless disarmed.
-struct TempFileGuard(Option<PathBuf>);
-
-impl TempFileGuard {
-    fn disarm(&mut self) {
-        self.0 = None;
-    }
-}
-
-impl Drop for TempFileGuard {
-    fn drop(&mut self) {
-        if let Some(path) = self.0.take() {
-            let _ = fs::remove_file(path);
-        }
-    }
-}
-
-/// Make a rename in `dir` durable (best effort: not every file system can sync
-/// a directory, and the rename has already happened).
-fn sync_directory(dir: &Path) {
-    #[cfg(unix)]
-    if let Ok(d) = File::open(dir) {
-        let _ = d.sync_all();
-    }
-    #[cfg(not(unix))]
-    let _ = dir;
-}
-
 // ---------------------------------------------------------------------------
 // Error helpers
 // ---------------------------------------------------------------------------
-
-fn io_error(path: &Path, what: &str, e: &io::Error) -> Error {
-    Error::Io {
-        path: path.to_path_buf(),
-        message: format!("{what}: {e}"),
-    }
-}
 
 fn format_error(path: &Path, message: impl Into<String>) -> Error {
     Error::Format {
@@ -953,6 +869,7 @@ mod tests {
     use ndarray::Array3;
     use nifti::writer::WriterOptions;
     use nifti::{IntoNdArray, NiftiObject, ReaderOptions};
+    use std::fs;
 
     /// A header for `dims` (1 to 7 of them) and `datatype`, with scaling.
     fn header(dims: &[u16], datatype: i16, bitpix: i16, slope: f32, inter: f32) -> NiftiHeader {

@@ -35,7 +35,7 @@ pub fn write(path: &Path, tensors: &[(String, Tensor)], json: &str) -> Result<()
     let meta: HashMap<String, String> = [(META_KEY.to_string(), json.to_string())].into();
     let data = safetensors::tensor::serialize(views, &Some(meta))
         .map_err(|e| Error::io(path, format!("cannot encode: {e:?}")))?;
-    crate::volume::write_atomically(path, |f| std::io::Write::write_all(f, &data))
+    crate::io::atomic::write_atomically(path, |f| std::io::Write::write_all(f, &data))
 }
 
 /// The content of a tensor file.

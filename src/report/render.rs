@@ -10,7 +10,7 @@ use std::io::{self, BufWriter, Write};
 use std::path::Path;
 
 use crate::error::{Error, Result};
-use crate::volume::write_atomically;
+use crate::io::atomic::write_atomically;
 
 /// Colour of label contours in montages (bright green).
 const CONTOUR_RGB: [u8; 3] = [0, 255, 0];
