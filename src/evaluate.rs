@@ -19,9 +19,7 @@ use crate::images;
 use crate::metrics;
 use crate::model::Model;
 use crate::nets::PATCH;
-use crate::preprocess::{
-    normalise, plane_windows, slice_count, take_slice, window_fractions, Case,
-};
+use crate::preprocess::{normalise, Case};
 use crate::progress::ProgressFn;
 use crate::score::ScoreOptions;
 use serde::Serialize;
@@ -159,23 +157,19 @@ pub fn patch_table(
     let lesion_t = mask_tensor(lesion, case.dims);
     let bg = crate::preprocess::background_tensor(&norm);
     let channels = case.channels.len();
-    let zero = Tensor::zeros([1], (Kind::Float, Device::Cpu));
     let mut t = PatchTable {
         stride,
         intensity_scores: vec![Vec::new(); channels],
         ..Default::default()
     };
     let mut kept = Vec::new();
-    for index in 0..slice_count(case.dims, axis) {
-        let brain = take_slice(&norm.brain, axis, index);
-        let frac = to_vec(&window_fractions(&brain, stride))?;
-        if frac.iter().all(|&f| f == 0.0) {
+    for sw in crate::windows::slices(case.dims, &norm.brain, &norm.data, &bg, axis, stride) {
+        let sw = sw?;
+        if !sw.has_brain() {
             continue;
         }
-        let les = to_vec(&window_fractions(
-            &take_slice(&lesion_t, axis, index),
-            stride,
-        ))?;
+        let frac = &sw.brain_fraction;
+        let les = sw.fractions(&lesion_t)?;
         let keep: Vec<i64> = (0..frac.len())
             .filter(|&i| {
                 frac[i] as f64 >= min_frac - 1e-6
@@ -187,15 +181,10 @@ pub fn patch_table(
         if keep.is_empty() {
             continue;
         }
-        let idx = Tensor::from_slice(&keep);
-        let plane = take_slice(&norm.data, axis, index);
-        let win = plane_windows(&plane, &bg, stride);
-        let patches = win.patches.index_select(0, &idx);
+        let patches = sw.patches(&keep);
         t.model_scores.extend(model.scores(&patches, 1024)?);
         // Mean intensity over each window's brain voxels, per channel.
-        let brain_w = plane_windows(&brain.unsqueeze(0), &zero, stride)
-            .patches
-            .index_select(0, &idx); // [K, 1, 32, 32]
+        let brain_w = sw.brain_patches(&keep).unsqueeze(1); // [K, 1, 32, 32]
         let denom = brain_w
             .sum_dim_intlist([1i64, 2, 3].as_slice(), false, Kind::Float)
             .clamp_min(1.0);
@@ -208,11 +197,12 @@ pub fn patch_table(
         for &i in &keep {
             let i = i as usize;
             t.lesion_fraction.push(les[i] as f64);
+            let (row, col) = sw.origin(i);
             t.at.push(WindowAt {
                 case: 0,
-                slice: index,
-                row: (i / win.cols) * stride,
-                col: (i % win.cols) * stride,
+                slice: sw.index,
+                row,
+                col,
             });
         }
         if keep_patches {

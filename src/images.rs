@@ -23,11 +23,10 @@
 use crate::error::{Error, Result};
 use crate::model::Model;
 use crate::nets::PATCH;
-use crate::preprocess::{
-    background_tensor, normalise, plane_windows, take_slice, training_patches, Case, PatchSampling,
-};
+use crate::preprocess::{background_tensor, normalise, training_patches, Case, PatchSampling};
 use crate::progress::{Progress, ProgressFn, Stage};
 use crate::score::ScoreOptions;
+use crate::windows::{plane_windows, take_slice};
 use serde::Serialize;
 use std::fs::File;
 use std::io::BufReader;

@@ -26,6 +26,7 @@ pub mod rng;
 pub mod score;
 pub mod selection;
 pub mod train;
+pub mod windows;
 
 pub use error::{Error, Result};
 pub use model::Model;

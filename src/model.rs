@@ -296,7 +296,9 @@ impl Model {
                 .set_requires_grad(true);
             let d = state.net.forward(&x);
             let g = Tensor::f_run_backward(&[d.sum(Kind::Float)], &[&x], false, false)?;
-            let a = (-(&g[0] * &x)).relu().sum_dim_intlist(1, false, Kind::Float);
+            let a = (-(&g[0] * &x))
+                .relu()
+                .sum_dim_intlist(1, false, Kind::Float);
             raw.push(d.detach().f_to_device(Device::Cpu)?);
             attr.push(a.detach().f_to_device(Device::Cpu)?);
             start += len;

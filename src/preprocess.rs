@@ -193,103 +193,6 @@ pub fn normalise(case: &Case) -> Result<Normalised> {
     })
 }
 
-/// Number of slices across `axis`.
-pub fn slice_count(dims: [usize; 3], axis: usize) -> usize {
-    dims[axis]
-}
-
-/// `(H, W)` of a slice across `axis` (see the module's conventions).
-pub fn plane_dims(dims: [usize; 3], axis: usize) -> (usize, usize) {
-    match axis {
-        0 => (dims[2], dims[1]),
-        1 => (dims[2], dims[0]),
-        _ => (dims[1], dims[0]),
-    }
-}
-
-/// The voxel `[x, y, z]` of pixel `(h, w)` on slice `index` across `axis`.
-pub fn voxel_of(axis: usize, index: usize, h: usize, w: usize) -> [usize; 3] {
-    match axis {
-        0 => [index, w, h],
-        1 => [w, index, h],
-        _ => [w, h, index],
-    }
-}
-
-/// Window origins along one side of `len` pixels at `stride`, padded so
-/// the last window reaches the end: `count` windows, padded length.
-pub fn window_grid(len: usize, stride: usize) -> (usize, usize) {
-    let p = PATCH as usize;
-    if len <= p {
-        return (1, p);
-    }
-    let steps = (len - p).div_ceil(stride);
-    (steps + 1, p + steps * stride)
-}
-
-/// Slice `index` across `axis` of a `[.., nz, ny, nx]` tensor: `[.., H, W]`.
-pub fn take_slice(t: &Tensor, axis: usize, index: usize) -> Tensor {
-    let d = t.dim() as i64;
-    let dim = match axis {
-        0 => d - 1,
-        1 => d - 2,
-        _ => d - 3,
-    };
-    t.select(dim, index as i64)
-}
-
-/// The windows of one plane.
-#[derive(Debug)]
-pub struct Windows {
-    /// `[L, C, 32, 32]` patches (on the device of the input).
-    pub patches: Tensor,
-    /// Number of window rows and columns (`L = rows * cols`, row-major).
-    pub rows: usize,
-    pub cols: usize,
-    /// Padded plane size.
-    pub padded: (usize, usize),
-}
-
-/// All windows of a plane `[C, H, W]` at `stride`; `background` is `[C]`.
-pub fn plane_windows(plane: &Tensor, background: &Tensor, stride: usize) -> Windows {
-    let size = plane.size();
-    let (c, h, w) = (size[0], size[1] as usize, size[2] as usize);
-    let (rows, ph) = window_grid(h, stride);
-    let (cols, pw) = window_grid(w, stride);
-    let bg = background.view([c, 1, 1]);
-    let padded = (plane - &bg).constant_pad_nd([0, (pw - w) as i64, 0, (ph - h) as i64]) + &bg;
-    let s = stride as i64;
-    let cols_t = padded
-        .unsqueeze(0)
-        .im2col([PATCH, PATCH], [1, 1], [0, 0], [s, s]); // [1, C*1024, L]
-    let l = (rows * cols) as i64;
-    let patches = cols_t
-        .view([c, PATCH, PATCH, l])
-        .permute([3, 0, 1, 2])
-        .contiguous();
-    Windows {
-        patches,
-        rows,
-        cols,
-        padded: (ph, pw),
-    }
-}
-
-/// Fraction of each window of a mask plane `[H, W]` (values 0/1) that is
-/// set, `[L]` in the windows' order (padding counts as unset).
-pub fn window_fractions(mask_plane: &Tensor, stride: usize) -> Tensor {
-    let size = mask_plane.size();
-    let (h, w) = (size[0] as usize, size[1] as usize);
-    let (_, ph) = window_grid(h, stride);
-    let (_, pw) = window_grid(w, stride);
-    let s = stride as i64;
-    mask_plane
-        .constant_pad_nd([0, (pw - w) as i64, 0, (ph - h) as i64])
-        .view([1, 1, ph as i64, pw as i64])
-        .avg_pool2d([PATCH, PATCH], [s, s], [0, 0], false, true, None::<i64>)
-        .flatten(0, -1)
-}
-
 /// Background values of a normalised case as a `[C]` tensor.
 pub fn background_tensor(norm: &Normalised) -> Tensor {
     let v: Vec<f32> = norm.stats.iter().map(|s| s.background as f32).collect();
@@ -309,29 +212,39 @@ pub fn training_patches_by_slice(
 ) -> Result<(Tensor, Vec<u32>)> {
     sampling.validate()?;
     let mut slices = Vec::new();
-    let axis = sampling.slice_axis;
     let bg = background_tensor(norm);
     let mut kept = Vec::new();
-    for index in 0..slice_count(norm.dims, axis) {
-        let brain = take_slice(&norm.brain, axis, index);
-        if brain.sum(Kind::Float).double_value(&[]) == 0.0 {
+    let walk = crate::windows::slices(
+        norm.dims,
+        &norm.brain,
+        &norm.data,
+        &bg,
+        sampling.slice_axis,
+        sampling.stride,
+    );
+    for sw in walk {
+        let sw = sw?;
+        if !sw.has_brain() {
             continue;
         }
-        let frac = window_fractions(&brain, sampling.stride);
-        let mut keep = frac
-            .ge(sampling.min_brain_fraction - 1e-6)
-            .logical_and(&frac.gt(0.0));
-        if let Some(ex) = &norm.exclude {
-            let exf = window_fractions(&take_slice(ex, axis, index), sampling.stride);
-            keep = keep.logical_and(&exf.eq(0.0));
-        }
-        let idx = keep.nonzero().flatten(0, -1);
-        if idx.size()[0] == 0 {
+        let excluded = match &norm.exclude {
+            Some(ex) => Some(sw.fractions(ex)?),
+            None => None,
+        };
+        let keep: Vec<i64> = (0..sw.brain_fraction.len())
+            .filter(|&i| {
+                let f = sw.brain_fraction[i];
+                f as f64 >= sampling.min_brain_fraction - 1e-6
+                    && f > 0.0
+                    && excluded.as_ref().map_or(true, |e| e[i] == 0.0)
+            })
+            .map(|i| i as i64)
+            .collect();
+        if keep.is_empty() {
             continue;
         }
-        let w = plane_windows(&take_slice(&norm.data, axis, index), &bg, sampling.stride);
-        slices.extend(std::iter::repeat(index as u32).take(idx.size()[0] as usize));
-        kept.push(w.patches.index_select(0, &idx));
+        slices.extend(std::iter::repeat(sw.index as u32).take(keep.len()));
+        kept.push(sw.patches(&keep));
     }
     if kept.is_empty() {
         let c = norm.stats.len() as i64;

@@ -6,11 +6,9 @@ use crate::error::{Error, Result};
 use crate::io::tensor_file::to_f32_vec;
 use crate::model::Model;
 use crate::nets::PATCH;
-use crate::preprocess::{
-    background_tensor, normalise, plane_dims, plane_windows, slice_count, take_slice, voxel_of,
-    window_fractions, Case,
-};
+use crate::preprocess::{background_tensor, normalise, Case};
 use crate::progress::{Progress, ProgressFn, Stage};
+use crate::windows::{plane_dims, slice_count, voxel_of};
 use serde::Serialize;
 
 /// Options of scoring.
@@ -246,7 +244,9 @@ fn relative_attribution(attr: &tch::Tensor, in_brain: &tch::Tensor, k: usize) ->
         a
     };
     let dims = &[1i64, 2][..];
-    let brain_px = in_brain.sum_dim_intlist(dims, true, tch::Kind::Float).clamp_min(1.0);
+    let brain_px = in_brain
+        .sum_dim_intlist(dims, true, tch::Kind::Float)
+        .clamp_min(1.0);
     let mean = a.sum_dim_intlist(dims, true, tch::Kind::Float) / brain_px;
     a / (mean + 1e-6)
 }
@@ -304,30 +304,25 @@ impl Model {
             Painting::Mean | Painting::Attribution(_) => None,
             Painting::Centred(sigma) => Some(centred_kernel(sigma)),
         };
-        for index in 0..nslices {
-            let brain_plane = take_slice(&norm.brain, axis, index);
-            let frac = to_f32_vec(&window_fractions(&brain_plane, opts.stride))?;
+        let walk = crate::windows::slices(dims, &norm.brain, &data, &bg_dev, axis, opts.stride);
+        for sw in walk {
+            let sw = sw?;
+            let index = sw.index;
+            let frac = &sw.brain_fraction;
             let any: Vec<i64> = (0..frac.len() as i64)
                 .filter(|&i| frac[i as usize] > 0.0)
                 .collect();
             if !any.is_empty() {
-                let win = plane_windows(&take_slice(&data, axis, index), &bg_dev, opts.stride);
-                let idx = tch::Tensor::from_slice(&any).to_device(device);
-                let patches = win.patches.index_select(0, &idx);
+                let patches = sw.patches(&any);
                 let (raw, attr) = if let Painting::Attribution(k) = opts.painting {
                     let (r, a) = self.raw_scores_and_attributions(&patches, opts.batch_size)?;
-                    let in_brain = plane_windows(
-                        &brain_plane.unsqueeze(0),
-                        &tch::Tensor::zeros([1], (tch::Kind::Float, tch::Device::Cpu)),
-                        opts.stride,
-                    )
-                    .patches
-                    .index_select(0, &idx.to_device(tch::Device::Cpu))
-                    .squeeze_dim(1);
-                    let a = relative_attribution(&a, &in_brain, k);
+                    let a = relative_attribution(&a, &sw.brain_patches(&any), k);
                     (to_f32_vec(&r)?, Some(to_f32_vec(&a)?))
                 } else {
-                    (to_f32_vec(&self.raw_scores(&patches, opts.batch_size)?)?, None)
+                    (
+                        to_f32_vec(&self.raw_scores(&patches, opts.batch_size)?)?,
+                        None,
+                    )
                 };
                 scored += raw.len();
                 let mut strong = Vec::new();
@@ -335,7 +330,7 @@ impl Model {
                 let mut strong_attr: Vec<&[f32]> = Vec::new();
                 for (k, (&li, &r)) in any.iter().zip(&raw).enumerate() {
                     let li = li as usize;
-                    let (row, col) = ((li / win.cols) * opts.stride, (li % win.cols) * opts.stride);
+                    let (row, col) = sw.origin(li);
                     let s = self.meta.calibration.score(r as f64);
                     if frac[li] as f64 >= min_frac - 1e-6 {
                         strong.push((row, col, s));
@@ -361,11 +356,11 @@ impl Model {
                 let ((s1, c1), (s2, c2)) = match &kernel {
                     None if matches!(opts.painting, Painting::Attribution(_)) => (
                         paint_attributed(h, w, &strong, &strong_attr),
-                        paint(h, w, win.padded, &weak),
+                        paint(h, w, sw.padded, &weak),
                     ),
                     None => (
-                        paint(h, w, win.padded, &strong),
-                        paint(h, w, win.padded, &weak),
+                        paint(h, w, sw.padded, &strong),
+                        paint(h, w, sw.padded, &weak),
                     ),
                     Some(k) => (
                         paint_weighted(h, w, &strong, k),
@@ -436,14 +431,14 @@ mod tests {
     #[test]
     fn relative_attribution_keeps_the_spot_and_averages_one_over_the_brain() {
         // One window: attribution on a 3x3 spot; the left half is not brain.
-        let mut a = Tensor::zeros([1, 32, 32], (Kind::Float, Device::Cpu));
+        let a = Tensor::zeros([1, 32, 32], (Kind::Float, Device::Cpu));
         let _ = a.narrow(1, 20, 3).narrow(2, 20, 3).fill_(1.0);
         let _ = a.narrow(1, 0, 32).narrow(2, 0, 4).fill_(5.0); // outside the brain
-        let mut brain = Tensor::ones([1, 32, 32], (Kind::Float, Device::Cpu));
+        let brain = Tensor::ones([1, 32, 32], (Kind::Float, Device::Cpu));
         let _ = brain.narrow(2, 0, 16).fill_(0.0);
         for k in [1, 5] {
             let r = relative_attribution(&a, &brain, k);
-            let v = crate::tensor_file::to_f32_vec(&r).unwrap();
+            let v = crate::io::tensor_file::to_f32_vec(&r).unwrap();
             let mean: f32 = v.iter().sum::<f32>() / (32.0 * 16.0);
             assert!((mean - 1.0).abs() < 1e-3, "k {k}: mean {mean}");
             assert_eq!(v[5 * 32 + 2], 0.0, "k {k}: outside the brain");

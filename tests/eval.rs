@@ -141,7 +141,7 @@ fn brute_force_windows(
     stride: usize,
 ) -> Vec<(f64, f64)> {
     let [nx, ny, nz] = dims;
-    let grid = |len: usize| adgan::preprocess::window_grid(len, stride).0;
+    let grid = |len: usize| adgan::windows::window_grid(len, stride).0;
     let mut out = Vec::new();
     for z in 0..nz {
         for r in 0..grid(ny) {

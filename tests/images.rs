@@ -5,8 +5,9 @@
 mod common;
 
 use adgan::images::{self, read_image, read_image_mask, Image};
-use adgan::preprocess::{normalise, window_grid};
+use adgan::preprocess::normalise;
 use adgan::train::{train, Checkpointing, TrainingData};
+use adgan::windows::window_grid;
 use adgan::{Model, ScoreOptions};
 use std::path::{Path, PathBuf};
 use std::process::Command;

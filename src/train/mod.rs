@@ -65,7 +65,7 @@ impl TrainingData {
             let norm = normalise(case)?;
             let (patches, slices) = training_patches_by_slice(&norm, sampling)?;
             groups.extend(slices.iter().map(|&s| next_group + s));
-            next_group += crate::preprocess::slice_count(norm.dims, sampling.slice_axis) as u32;
+            next_group += crate::windows::slice_count(norm.dims, sampling.slice_axis) as u32;
             all.push(patches);
         }
         let patches = Tensor::cat(&all, 0);
