@@ -1,6 +1,8 @@
 //! Scoring whole volumes: every 32x32 window of every slice at a stride is
-//! scored by the critic, calibrated, and painted back: each voxel gets the
-//! mean anomaly score of the windows covering it.
+//! scored by the critic, calibrated, and painted back onto the voxels it
+//! covers ([`Painting`]: by default each window's score spread over its
+//! pixels by the critic's gradient times the input, then averaged over the
+//! windows covering each voxel).
 
 use crate::error::{Error, Result};
 use crate::io::tensor_file::to_f32_vec;
@@ -32,7 +34,7 @@ pub struct ScoreOptions {
 }
 
 /// The painting scoring uses unless told otherwise (command line, C API).
-pub const DEFAULT_PAINTING: &str = "mean";
+pub const DEFAULT_PAINTING: &str = "attribution";
 
 /// The box filter of `attribution` without `:K`, in pixels: measured on a
 /// large glioma and on small synthetic lesions (docs/BENCHMARKS.md), 5 is
