@@ -4,8 +4,7 @@
 //! rule for which windows count; where they are and what they hold comes
 //! from here.
 
-use crate::error::Result;
-use crate::io::tensor_file::to_f32_vec;
+use crate::error::{Error, Result};
 use crate::nets::PATCH;
 use tch::{Device, Kind, Tensor};
 
@@ -106,6 +105,14 @@ pub fn window_fractions(mask_plane: &Tensor, stride: usize) -> Tensor {
         .flatten(0, -1)
 }
 
+/// Window fractions `[L]` (on the CPU already) as a vector. Not
+/// `io::tensor_file::to_f32_vec`: `io` builds cases and so sits above this
+/// module.
+fn fractions_vec(t: &Tensor) -> Result<Vec<f32>> {
+    Vec::<f32>::try_from(t.to_kind(Kind::Float).contiguous())
+        .map_err(|e| Error::Torch(e.to_string()))
+}
+
 /// The windows of one slice of a volume, at a stride.
 pub struct SliceWindows<'a> {
     /// Slice index across the axis.
@@ -139,7 +146,7 @@ impl SliceWindows<'_> {
     /// Fraction of each window set in a `[nz, ny, nx]` 0/1 mask of the same
     /// volume (an exclusion or a lesion label).
     pub fn fractions(&self, mask: &Tensor) -> Result<Vec<f32>> {
-        to_f32_vec(&window_fractions(
+        fractions_vec(&window_fractions(
             &take_slice(mask, self.axis, self.index),
             self.stride,
         ))
@@ -182,7 +189,7 @@ pub fn slices<'a>(
     let (cols, pw) = window_grid(w, stride);
     (0..slice_count(dims, axis)).map(move |index| {
         let brain = take_slice(brain, axis, index);
-        let fraction = to_f32_vec(&window_fractions(&brain, stride))?;
+        let fraction = fractions_vec(&window_fractions(&brain, stride))?;
         Ok(SliceWindows {
             index,
             axis,
