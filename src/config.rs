@@ -1,6 +1,6 @@
 //! Every option of training, with its presets and checks, and the option
 //! types it is made of: patch sampling, Adam, the kinds of counterfeit
-//! anomaly. Serde only (no tch, no clap): the model file keeps a
+//! anomaly. Serde only (no tch, no argument parser): the model file keeps a
 //! `TrainConfig`, training reads one, the command line and the C API build
 //! one, and none of them is needed to name an option.
 
