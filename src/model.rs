@@ -244,19 +244,20 @@ impl Model {
         self.critic.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Raw critic outputs for patches `[N, C, 32, 32]` (any device), in
-    /// batches of `batch`; returned on the CPU as `[N]`.
-    pub fn raw_scores(&self, patches: &Tensor, batch: usize) -> Result<Tensor> {
+    /// Runs `f` on the patches `[N, C, 32, 32]` (any device) in batches of
+    /// `batch`, each moved to the model's device as floats, with the critic
+    /// locked for the whole walk.
+    fn for_batches(
+        &self,
+        patches: &Tensor,
+        batch: usize,
+        mut f: impl FnMut(&Critic, Tensor) -> Result<()>,
+    ) -> Result<()> {
         let n = patches.size()[0];
         let c = patches.size().get(1).copied().unwrap_or(0) as usize;
         self.check_channels(c, "patches")?;
-        if n == 0 {
-            return Ok(Tensor::zeros([0], (Kind::Float, Device::Cpu)));
-        }
         let batch = batch.max(1) as i64;
-        let mut out = Vec::with_capacity(((n + batch - 1) / batch) as usize);
         let state = self.lock();
-        let _guard = tch::no_grad_guard();
         let mut start = 0;
         while start < n {
             let len = batch.min(n - start);
@@ -264,8 +265,23 @@ impl Model {
                 .f_narrow(0, start, len)?
                 .f_to_device(self.device)?
                 .f_to_kind(Kind::Float)?;
-            out.push(state.net.forward(&x).f_to_device(Device::Cpu)?);
+            f(&state.net, x)?;
             start += len;
+        }
+        Ok(())
+    }
+
+    /// Raw critic outputs for patches `[N, C, 32, 32]` (any device), in
+    /// batches of `batch`; returned on the CPU as `[N]`.
+    pub fn raw_scores(&self, patches: &Tensor, batch: usize) -> Result<Tensor> {
+        let _guard = tch::no_grad_guard();
+        let mut out = Vec::new();
+        self.for_batches(patches, batch, |net, x| {
+            out.push(net.forward(&x).f_to_device(Device::Cpu)?);
+            Ok(())
+        })?;
+        if out.is_empty() {
+            return Ok(Tensor::zeros([0], (Kind::Float, Device::Cpu)));
         }
         Ok(Tensor::f_cat(&out, 0)?)
     }
@@ -279,34 +295,22 @@ impl Model {
         patches: &Tensor,
         batch: usize,
     ) -> Result<(Tensor, Tensor)> {
-        let n = patches.size()[0];
-        let c = patches.size().get(1).copied().unwrap_or(0) as usize;
-        self.check_channels(c, "patches")?;
-        let batch = batch.max(1) as i64;
         let (mut raw, mut attr) = (Vec::new(), Vec::new());
-        let state = self.lock();
-        let mut start = 0;
-        while start < n {
-            let len = batch.min(n - start);
-            let x = patches
-                .f_narrow(0, start, len)?
-                .f_to_device(self.device)?
-                .f_to_kind(Kind::Float)?
-                .detach()
-                .set_requires_grad(true);
-            let d = state.net.forward(&x);
+        self.for_batches(patches, batch, |net, x| {
+            let x = x.detach().set_requires_grad(true);
+            let d = net.forward(&x);
             let g = Tensor::f_run_backward(&[d.sum(Kind::Float)], &[&x], false, false)?;
             let a = (-(&g[0] * &x))
                 .relu()
                 .sum_dim_intlist(1, false, Kind::Float);
             raw.push(d.detach().f_to_device(Device::Cpu)?);
             attr.push(a.detach().f_to_device(Device::Cpu)?);
-            start += len;
-        }
+            Ok(())
+        })?;
         if raw.is_empty() {
             return Ok((
                 Tensor::zeros([0], (Kind::Float, Device::Cpu)),
-                Tensor::zeros([0, 32, 32], (Kind::Float, Device::Cpu)),
+                Tensor::zeros([0, PATCH, PATCH], (Kind::Float, Device::Cpu)),
             ));
         }
         Ok((Tensor::f_cat(&raw, 0)?, Tensor::f_cat(&attr, 0)?))

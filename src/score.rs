@@ -36,6 +36,9 @@ pub struct ScoreOptions {
 /// The painting scoring uses unless told otherwise (command line, C API).
 pub const DEFAULT_PAINTING: &str = "attribution";
 
+/// Pixels of a window.
+const WINDOW_PIXELS: usize = (PATCH * PATCH) as usize;
+
 /// The box filter of `attribution` without `:K`, in pixels: measured on a
 /// large glioma and on small synthetic lesions (docs/BENCHMARKS.md), 5 is
 /// the middle ground (1 is speckled, 9 blurs lesions of a few voxels).
@@ -182,48 +185,25 @@ fn paint(
     (sum, cnt)
 }
 
-/// [`paint`] with window weights: each window adds `k * score` and `k` to
-/// the pixels it covers, `k` its kernel (row-major `32 x 32`).
+/// [`paint`] with weights per window pixel: window `i` adds `k * score` to
+/// the sum and `c` to the count of each pixel it covers, `(k, c) =
+/// weight(i, pixel)` (pixel row-major in the `32 x 32` window).
 fn paint_weighted(
     h: usize,
     w: usize,
     origins: &[(usize, usize, f64)],
-    kernel: &[f64],
+    weight: impl Fn(usize, usize) -> (f64, f64),
 ) -> (Vec<f64>, Vec<f64>) {
     let p = PATCH as usize;
     let mut sum = vec![0f64; h * w];
     let mut cnt = vec![0f64; h * w];
-    for &(r0, q0, v) in origins {
+    for (i, &(r0, q0, v)) in origins.iter().enumerate() {
         for dr in 0..p.min(h.saturating_sub(r0)) {
             let row = (r0 + dr) * w;
-            let krow = &kernel[dr * p..(dr + 1) * p];
             for dq in 0..p.min(w.saturating_sub(q0)) {
-                let k = krow[dq];
+                let (k, c) = weight(i, dr * p + dq);
                 sum[row + q0 + dq] += k * v;
-                cnt[row + q0 + dq] += k;
-            }
-        }
-    }
-    (sum, cnt)
-}
-
-/// [`Painting::Attribution`]: each window adds `score * a` and 1 to the
-/// pixels it covers, `a` its attribution (row-major `32 x 32`, mean 1).
-fn paint_attributed(
-    h: usize,
-    w: usize,
-    origins: &[(usize, usize, f64)],
-    attr: &[&[f32]],
-) -> (Vec<f64>, Vec<f64>) {
-    let p = PATCH as usize;
-    let mut sum = vec![0f64; h * w];
-    let mut cnt = vec![0f64; h * w];
-    for (&(r0, q0, v), a) in origins.iter().zip(attr) {
-        for dr in 0..p.min(h.saturating_sub(r0)) {
-            let row = (r0 + dr) * w;
-            for dq in 0..p.min(w.saturating_sub(q0)) {
-                sum[row + q0 + dq] += v * a[dr * p + dq] as f64;
-                cnt[row + q0 + dq] += 1.0;
+                cnt[row + q0 + dq] += c;
             }
         }
     }
@@ -303,8 +283,8 @@ impl Model {
         let mut scored = 0usize;
         let brain = to_f32_vec(&norm.brain)?;
         let kernel = match opts.painting {
-            Painting::Mean | Painting::Attribution(_) => None,
-            Painting::Centred(sigma) => Some(centred_kernel(sigma)),
+            Painting::Centred(sigma) => centred_kernel(sigma),
+            Painting::Mean | Painting::Attribution(_) => Vec::new(),
         };
         let walk = crate::windows::slices(dims, &norm.brain, &data, &bg_dev, axis, opts.stride);
         for sw in walk {
@@ -337,7 +317,7 @@ impl Model {
                     if frac[li] as f64 >= min_frac - 1e-6 {
                         strong.push((row, col, s));
                         if let Some(a) = &attr {
-                            strong_attr.push(&a[k * 1024..(k + 1) * 1024]);
+                            strong_attr.push(&a[k * WINDOW_PIXELS..(k + 1) * WINDOW_PIXELS]);
                         }
                     } else {
                         weak.push((row, col, s));
@@ -355,18 +335,21 @@ impl Model {
                         });
                     }
                 }
-                let ((s1, c1), (s2, c2)) = match &kernel {
-                    None if matches!(opts.painting, Painting::Attribution(_)) => (
-                        paint_attributed(h, w, &strong, &strong_attr),
-                        paint(h, w, sw.padded, &weak),
-                    ),
-                    None => (
+                let ((s1, c1), (s2, c2)) = match opts.painting {
+                    Painting::Mean => (
                         paint(h, w, sw.padded, &strong),
                         paint(h, w, sw.padded, &weak),
                     ),
-                    Some(k) => (
-                        paint_weighted(h, w, &strong, k),
-                        paint_weighted(h, w, &weak, k),
+                    Painting::Centred(_) => {
+                        let by_kernel = |_: usize, px: usize| (kernel[px], kernel[px]);
+                        (
+                            paint_weighted(h, w, &strong, by_kernel),
+                            paint_weighted(h, w, &weak, by_kernel),
+                        )
+                    }
+                    Painting::Attribution(_) => (
+                        paint_weighted(h, w, &strong, |i, px| (strong_attr[i][px] as f64, 1.0)),
+                        paint(h, w, sw.padded, &weak),
                     ),
                 };
                 for r in 0..h {
