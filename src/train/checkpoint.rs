@@ -91,6 +91,18 @@ pub(super) fn save_checkpoint(
     crate::io::tensor_file::write(path, &tensors, &json)
 }
 
+/// A checkpoint file's tensors and metadata; an error names the file when
+/// it is not an adGAN training checkpoint.
+fn read(path: &Path) -> Result<(crate::io::tensor_file::TensorFile, CheckpointMeta)> {
+    let file = crate::io::tensor_file::read(path, "adGAN training checkpoint")?;
+    let meta: CheckpointMeta = serde_json::from_str(&file.json)
+        .map_err(|e| Error::format(path, format!("checkpoint metadata is not valid: {e}")))?;
+    if meta.kind != "adgan-checkpoint" {
+        return Err(Error::format(path, "not an adGAN training checkpoint"));
+    }
+    Ok((file, meta))
+}
+
 pub(super) fn load_checkpoint(
     path: &Path,
     config: &TrainConfig,
@@ -99,9 +111,7 @@ pub(super) fn load_checkpoint(
     pool: &mut FakePool,
     chooser: &mut Chooser,
 ) -> Result<CheckpointMeta> {
-    let file = crate::io::tensor_file::read(path, "adGAN training checkpoint")?;
-    let meta: CheckpointMeta = serde_json::from_str(&file.json)
-        .map_err(|e| Error::format(path, format!("checkpoint metadata is not valid: {e}")))?;
+    let (file, meta) = read(path)?;
     let refuse = |what: &str| {
         Err(Error::format(
             path,
@@ -110,9 +120,6 @@ pub(super) fn load_checkpoint(
             ),
         ))
     };
-    if meta.kind != "adgan-checkpoint" {
-        return Err(Error::format(path, "not an adGAN training checkpoint"));
-    }
     if &meta.config != config {
         return refuse("training options");
     }
@@ -164,9 +171,7 @@ pub(super) fn load_checkpoint(
 /// replaced, and for `reset` the critic re-initialised exactly as training
 /// does it (same stream), so that resuming it runs that variant's phase 2.
 pub fn fork(from: &Path, to: &Path, config: &TrainConfig, channels: usize) -> Result<()> {
-    let file = crate::io::tensor_file::read(from, "adGAN training checkpoint")?;
-    let mut meta: CheckpointMeta = serde_json::from_str(&file.json)
-        .map_err(|e| Error::format(from, format!("checkpoint metadata: {e}")))?;
+    let (file, mut meta) = read(from)?;
     meta.config = config.clone();
     let mut tensors: Vec<(String, Tensor)> = file.tensors.into_iter().collect();
     if config.critic_init == CriticInit::Reset && meta.phase == 2 {
@@ -183,10 +188,7 @@ pub fn fork(from: &Path, to: &Path, config: &TrainConfig, channels: usize) -> Re
 /// Whether `path` is a checkpoint at `(phase, iteration)` of a training
 /// with `config`'s phase-1 options (phase-2 options may differ).
 pub fn fits(path: &Path, config: &TrainConfig, phase: u64, iteration: u64) -> bool {
-    let Ok(file) = crate::io::tensor_file::read(path, "adGAN training checkpoint") else {
-        return false;
-    };
-    let Ok(meta) = serde_json::from_str::<CheckpointMeta>(&file.json) else {
+    let Ok((_, meta)) = read(path) else {
         return false;
     };
     let mut c = meta.config;
