@@ -15,6 +15,7 @@ fn main() {
     for seed in 0..seeds {
         let data = adgan::TrainingData {
             groups: None,
+            layout: None,
             patches: common::normal_patches(800, 42),
             channel_names: vec!["flair".into()],
         };

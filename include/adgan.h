@@ -604,6 +604,22 @@ int32_t adgan_train_options_set_validation(AdganTrainOptions *options,
                                            const char *kinds);
 
 /**
+ * Intensity normalisation of every volume, per channel over the brain:
+ * "zscore" (mean and standard deviation; the paper's, and every
+ * preset's) or "clipped" (mean and standard deviation of the voxels below
+ * mean + 3 SD, recomputed from the median and MAD until stable, so that a
+ * large bright lesion does not set the scale; measured less stable across
+ * seeds, docs/BENCHMARKS.md). The model records it and scoring applies the
+ * same.
+ *
+ * Errors: `ADGAN_STATUS_INVALID_ARGUMENT` for a NULL handle or method or
+ * an unknown method; the option is then unchanged.
+ * Not thread-safe on one handle: do not modify a handle another thread
+ * is using.
+ */
+int32_t adgan_train_options_set_normalisation(AdganTrainOptions *options, const char *method);
+
+/**
  * Names of the channels, comma separated (e.g. "flair,t2"; copied), stored
  * in the model. NULL restores the default: "flair" for one channel,
  * "ch0,ch1,..." for several. Training fails with
@@ -734,10 +750,14 @@ int32_t adgan_model_slice_axis(const AdganModel *model, int32_t *out);
 
 /**
  * The model's calibration: the mean and standard deviation of the raw
- * critic output on held-out normal patches (a voxel's anomaly score is
+ * critic output on held-out normal patches (a window's anomaly score is
  * `(mean - raw) / std`, in standard deviations of normal variation), and
- * the suggested threshold for "anomalous" on that score scale. All three
- * pointers must be non-NULL. Thread-safe.
+ * the suggested threshold for "anomalous" in the maps of
+ * `adgan_score_volume()`: the 99.9th percentile of the maps of the
+ * held-out normal slices (1 normal voxel in 1,000 above it; for
+ * models trained on images, and model files older than this calibration:
+ * the 99th percentile of the held-out window scores). All three pointers must
+ * be non-NULL. Thread-safe.
  *
  * Errors: `ADGAN_STATUS_INVALID_ARGUMENT` (NULL).
  */

@@ -153,7 +153,7 @@ pub fn patch_table(
         )));
     }
     let min_frac = model.meta.training.sampling.min_brain_fraction;
-    let norm = normalise(case)?;
+    let norm = normalise(case, model.normalisation())?;
     let lesion_t = mask_tensor(lesion, case.dims);
     let bg = crate::preprocess::background_tensor(&norm);
     let channels = case.channels.len();
@@ -485,7 +485,13 @@ pub fn evaluate(
         ));
     }
     let smallest = opts.lesion_fractions.iter().cloned().fold(1.0, f64::min);
-    let threshold = opts.threshold.unwrap_or(model.meta.calibration.threshold);
+    let threshold = opts.threshold.unwrap_or(match &opts.map {
+        Some(m) => model
+            .meta
+            .calibration
+            .threshold_for(&m.painting.to_string()),
+        None => model.meta.calibration.threshold,
+    });
     let channels = model.channels();
     let mut table = PatchTable {
         stride: opts.patch_stride,
@@ -532,7 +538,7 @@ pub fn evaluate(
         if let Some(mopts) = &opts.map {
             let r = model.score_case(case, mopts, progress)?;
             summary.windows_scored = r.windows_scored;
-            let norm = normalise(case)?;
+            let norm = normalise(case, model.normalisation())?;
             let inten: Vec<Vec<f32>> = (0..channels)
                 .map(|c| to_vec(&norm.data.get(c as i64)))
                 .collect::<Result<_>>()?;

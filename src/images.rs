@@ -9,10 +9,10 @@
 //! are equal everywhere counts as grey. The "brain" of an image is all its
 //! pixels (never only the non-zero ones: MNIST-like backgrounds are 0).
 //!
-//! Normalisation is the volumes' (`zscore-in-brain`): each image, each
-//! channel, to zero mean and unit variance over all its pixels. A model
-//! file records one normalisation, and this one keeps images and volumes
-//! alike; what it does to a bright square (it stays the brightest thing in
+//! Normalisation is the volumes' (the model's: `zscore-in-brain` unless
+//! trained otherwise): each image, each channel, to zero mean and unit
+//! variance over all its pixels. A model file records one normalisation,
+//! which keeps images and volumes alike; what it does to a bright square (it stays the brightest thing in
 //! its image, only the image's overall level and contrast shift) is
 //! measured in docs/BENCHMARKS.md.
 //!
@@ -23,7 +23,9 @@
 use crate::error::{Error, Result};
 use crate::model::Model;
 use crate::nets::PATCH;
-use crate::preprocess::{background_tensor, normalise, training_patches, Case, PatchSampling};
+use crate::preprocess::{
+    background_tensor, normalise, training_patches, Case, Normalisation, PatchSampling,
+};
 use crate::progress::{Progress, ProgressFn, Stage};
 use crate::score::ScoreOptions;
 use crate::windows::{plane_windows, take_slice};
@@ -345,6 +347,7 @@ pub fn training_patches_of_images(
     paths: &[PathBuf],
     channels: Option<usize>,
     sampling: &PatchSampling,
+    normalisation: Normalisation,
     progress: &mut ProgressFn,
 ) -> Result<(Tensor, usize, Vec<PathBuf>)> {
     if sampling.slice_axis != 2 {
@@ -367,9 +370,12 @@ pub fn training_patches_of_images(
             skipped.push(image.path.clone());
         } else if small {
             // One window, whatever its brain fraction.
-            all.push(single_window(&case)?.unsqueeze(0));
+            all.push(single_window(&case, normalisation)?.unsqueeze(0));
         } else {
-            all.push(training_patches(&normalise(&case)?, sampling)?);
+            all.push(training_patches(
+                &normalise(&case, normalisation)?,
+                sampling,
+            )?);
         }
         if !progress(&Progress::new(
             Stage::Prepare,
@@ -423,8 +429,8 @@ pub struct ImageScores {
 
 /// The normalised one-window patch `[C, 32, 32]` of an image of at most
 /// 32 x 32 pixels, exactly as training cut it.
-pub fn single_window(case: &Case) -> Result<Tensor> {
-    let norm = normalise(case)?;
+pub fn single_window(case: &Case, normalisation: Normalisation) -> Result<Tensor> {
+    let norm = normalise(case, normalisation)?;
     let bg = background_tensor(&norm);
     let w = plane_windows(&take_slice(&norm.data, 2, 0), &bg, PATCH as usize);
     Ok(w.patches.get(0))
@@ -498,7 +504,7 @@ pub fn score_images(
             row.note = Some("constant image: cannot be normalised".into());
         } else if image.width <= p && image.height <= p {
             row.windows = 1;
-            pending.push((k, single_window(&case)?));
+            pending.push((k, single_window(&case, model.normalisation())?));
         } else {
             let r = model.score_case(&case, &opts, &mut |_| true)?;
             let min_frac = opts
@@ -541,8 +547,12 @@ pub fn score_images(
 }
 
 /// A batch of small images as the `[N, C, 32, 32]` tensor the critic sees
-/// (for external baselines and tests).
-pub fn image_windows(paths: &[PathBuf], channels: usize) -> Result<Tensor> {
+/// (for external baselines and tests), normalised by `normalisation`.
+pub fn image_windows(
+    paths: &[PathBuf],
+    channels: usize,
+    normalisation: Normalisation,
+) -> Result<Tensor> {
     let mut v = Vec::with_capacity(paths.len());
     for p in paths {
         let image = read_image(p)?;
@@ -555,7 +565,7 @@ pub fn image_windows(paths: &[PathBuf], channels: usize) -> Result<Tensor> {
                 ),
             ));
         }
-        v.push(single_window(&image.to_case(channels)?)?);
+        v.push(single_window(&image.to_case(channels)?, normalisation)?);
     }
     if v.is_empty() {
         return Ok(Tensor::zeros(

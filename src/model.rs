@@ -3,7 +3,7 @@
 //! safetensors file with JSON metadata (see `tensor_file`).
 
 use crate::config::PatchSampling;
-use crate::config::TrainConfig;
+use crate::config::{Normalisation, TrainConfig};
 use crate::error::{Error, Result};
 use crate::nets::{Critic, PATCH};
 use serde::{Deserialize, Serialize};
@@ -15,8 +15,6 @@ use tch::{nn, Device, Kind, Tensor};
 pub const FORMAT: &str = "adgan-model";
 /// Version of the bundle layout; a reader refuses newer versions.
 pub const FORMAT_VERSION: u32 = 1;
-/// Name of the intensity normalisation the model expects.
-pub const NORMALISATION: &str = "zscore-in-brain";
 
 /// How raw critic outputs become anomaly scores.
 ///
@@ -35,9 +33,43 @@ pub struct Calibration {
     /// Measured quantiles of the held-out scores: `(q, score)`.
     pub quantiles: Vec<(f64, f64)>,
     /// Suggested threshold for "anomalous" (the 99th percentile of held-out
-    /// normal scores, at least 2).
+    /// normal scores, at least 2) for window scores and maps painted with
+    /// the window means; maps of `map.painting` have their own.
+    pub threshold: f64,
+    /// The voxel values of maps of the held-out normal slices (models
+    /// trained on volumes; older files have none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub map: Option<MapCalibration>,
+}
+
+/// What maps of normal tissue look like: the held-out normal slices of the
+/// training volumes painted as scoring paints a volume, at the training
+/// stride. A painting that concentrates a window's score on a few pixels
+/// (attribution) gives normal tissue a longer tail than the window scores
+/// have, so its maps need a threshold of their own.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct MapCalibration {
+    /// The painting (`attribution:5`, as `--painting` takes it).
+    pub painting: String,
+    /// Window stride of the painting.
+    pub stride: usize,
+    /// Brain voxels of the held-out slices that windows covered.
+    pub voxels: usize,
+    /// Measured quantiles of their values: `(q, value)`.
+    pub quantiles: Vec<(f64, f64)>,
+    /// Suggested threshold: the `MAP_THRESHOLD_QUANTILE` quantile (1
+    /// held-out normal voxel in 1,000 above it), at least the window
+    /// threshold.
     pub threshold: f64,
 }
+
+/// Quantile of held-out normal voxels that sets a map's threshold. Normal
+/// tissue of a volume training never saw scores higher than held-out
+/// slices of the training volumes (measured on the brain MR benchmark's
+/// test volumes, docs/BENCHMARKS.md: 4% to 8% of their normal voxels lie
+/// above the held-out 99.5th percentile, 0.5% to 3.6% above the 99.9th),
+/// so the threshold sits far in the held-out tail.
+pub const MAP_THRESHOLD_QUANTILE: f64 = 0.999;
 
 impl Calibration {
     /// Calibration from the raw critic outputs of held-out normal patches.
@@ -64,7 +96,18 @@ impl Calibration {
             samples: raw.len(),
             threshold: q(0.99).max(2.0),
             quantiles,
+            map: None,
         })
+    }
+
+    /// The threshold for maps painted with `painting` (its name, as
+    /// `--painting` takes it): the map calibration's when it was made with
+    /// that painting, else the window threshold.
+    pub fn threshold_for(&self, painting: &str) -> f64 {
+        match &self.map {
+            Some(m) if m.painting == painting => m.threshold,
+            _ => self.threshold,
+        }
     }
 
     /// Anomaly score of a raw critic output.
@@ -223,8 +266,8 @@ impl Model {
         if meta.slice_axis > 2 {
             return bad(format!("slice axis {}", meta.slice_axis));
         }
-        if meta.normalisation != NORMALISATION {
-            return bad(format!("unknown normalisation '{}'", meta.normalisation));
+        if let Err(e) = Normalisation::parse(&meta.normalisation) {
+            return bad(e.to_string());
         }
         let c = &meta.calibration;
         if !(c.mean.is_finite() && c.std.is_finite() && c.std > 0.0) {
@@ -314,6 +357,12 @@ impl Model {
             ));
         }
         Ok((Tensor::f_cat(&raw, 0)?, Tensor::f_cat(&attr, 0)?))
+    }
+
+    /// The intensity normalisation this model's volumes and images get
+    /// (checked when the model was loaded).
+    pub fn normalisation(&self) -> Normalisation {
+        Normalisation::parse(&self.meta.normalisation).unwrap_or_default()
     }
 
     /// Calibrated anomaly scores for patches, as `f64`.

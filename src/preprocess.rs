@@ -10,7 +10,7 @@
 //! starting at (0, 0); the plane is padded at its far edges (with each
 //! channel's background value) so that the windows cover every pixel.
 
-pub use crate::config::PatchSampling;
+pub use crate::config::{Normalisation, PatchSampling};
 use crate::error::{Error, Result};
 use crate::nets::PATCH;
 use tch::{Kind, Tensor};
@@ -111,7 +111,7 @@ pub struct ChannelStats {
 }
 
 /// A case normalised to zero mean, unit variance inside the brain, per
-/// channel (the paper's BraTS protocol), as tensors on the CPU.
+/// channel (by one of the [`Normalisation`]s), as tensors on the CPU.
 #[derive(Debug)]
 pub struct Normalised {
     pub dims: [usize; 3],
@@ -131,8 +131,73 @@ fn bool_tensor(m: &[bool], dims: [usize; 3]) -> Tensor {
     Tensor::from_slice(&v).view([dims[2] as i64, dims[1] as i64, dims[0] as i64])
 }
 
-/// Normalise a case (validates it first).
-pub fn normalise(case: &Case) -> Result<Normalised> {
+/// Mean and standard deviation of `values` by `method` (see
+/// [`Normalisation`]).
+fn centre_and_scale(values: &[f32], method: Normalisation) -> (f64, f64) {
+    let below = |upper: f64| {
+        let (mut n, mut s, mut s2) = (0usize, 0f64, 0f64);
+        for &v in values {
+            let v = v as f64;
+            if v <= upper {
+                n += 1;
+                s += v;
+                s2 += v * v;
+            }
+        }
+        let mean = s / n.max(1) as f64;
+        let var = (s2 / n.max(1) as f64 - mean * mean).max(0.0);
+        (n, mean, var.sqrt())
+    };
+    match method {
+        Normalisation::ZScore => {
+            let (_, mean, std) = below(f64::INFINITY);
+            (mean, std)
+        }
+        Normalisation::ClippedZScore => {
+            // Start from the median and the MAD (as an SD), which a bright
+            // lesion of up to half the brain cannot drag: started from the
+            // plain mean and SD, a lesion of 10% or more of the brain
+            // inflates the SD enough to sit below its own cut and is never
+            // clipped. Then clip and recompute until no voxel changes side
+            // (about 10 rounds on brain MR; the cap guards an oscillation).
+            let (median, mad) = median_and_mad(values);
+            let (mut mean, mut std) = (median, 1.4826 * mad);
+            let mut n = usize::MAX;
+            for _ in 0..100 {
+                let (n2, m2, s2) = below(mean + CLIP_SD * std);
+                if n2 == n || n2 < 2 {
+                    break;
+                }
+                (n, mean, std) = (n2, m2, s2);
+            }
+            if n == usize::MAX || std <= 0.0 {
+                // Fewer than 2 voxels below the first cut (a brain of
+                // nearly one value): the plain statistics.
+                let (_, m, s) = below(f64::INFINITY);
+                (mean, std) = (m, s);
+            }
+            (mean, std)
+        }
+    }
+}
+
+/// Median and median absolute deviation of `values` (not empty).
+fn median_and_mad(values: &[f32]) -> (f64, f64) {
+    let mut v = values.to_vec();
+    let mid = v.len() / 2;
+    let median = *v.select_nth_unstable_by(mid, f32::total_cmp).1 as f64;
+    for x in v.iter_mut() {
+        *x = (*x as f64 - median).abs() as f32;
+    }
+    let mad = *v.select_nth_unstable_by(mid, f32::total_cmp).1 as f64;
+    (median, mad)
+}
+
+/// Where [`Normalisation::ClippedZScore`] cuts the upper tail, in SD.
+pub const CLIP_SD: f64 = 3.0;
+
+/// Normalise a case by `method` (validates it first).
+pub fn normalise(case: &Case, method: Normalisation) -> Result<Normalised> {
     case.validate()?;
     let brain = case.brain_mask();
     let n_brain = brain.iter().filter(|&&b| b).count();
@@ -146,17 +211,13 @@ pub fn normalise(case: &Case) -> Result<Normalised> {
     let mut stats = Vec::with_capacity(case.channels.len());
     let mut out = Vec::with_capacity(case.voxels() * case.channels.len());
     for (ci, c) in case.channels.iter().enumerate() {
-        let (mut s, mut s2) = (0f64, 0f64);
-        for (v, &b) in c.iter().zip(&brain) {
-            if b {
-                let v = *v as f64;
-                s += v;
-                s2 += v * v;
-            }
-        }
-        let mean = s / n_brain as f64;
-        let var = (s2 / n_brain as f64 - mean * mean).max(0.0);
-        let std = var.sqrt();
+        let inside: Vec<f32> = c
+            .iter()
+            .zip(&brain)
+            .filter(|(_, &b)| b)
+            .map(|(v, _)| *v)
+            .collect();
+        let (mean, std) = centre_and_scale(&inside, method);
         if std <= f64::EPSILON * mean.abs().max(1.0) {
             return Err(Error::format(
                 &case.name,
@@ -202,16 +263,28 @@ pub fn background_tensor(norm: &Normalised) -> Tensor {
 /// The training patches of a normalised case: windows with at least
 /// `min_brain_fraction` brain and no excluded voxel, `[N, C, 32, 32]`.
 pub fn training_patches(norm: &Normalised, sampling: &PatchSampling) -> Result<Tensor> {
-    Ok(training_patches_by_slice(norm, sampling)?.0)
+    Ok(training_patches_by_slice(norm, sampling)?.patches)
 }
 
-/// [`training_patches`] and, for each patch, the index of its slice.
+/// Training patches with where each was cut.
+#[derive(Debug)]
+pub struct SlicePatches {
+    /// `[N, C, 32, 32]`.
+    pub patches: Tensor,
+    /// Per patch: the index of its slice.
+    pub slices: Vec<u32>,
+    /// Per patch: its window's origin `(row, col)` in the slice.
+    pub origins: Vec<(u32, u32)>,
+}
+
+/// [`training_patches`] with the slice and origin of each.
 pub fn training_patches_by_slice(
     norm: &Normalised,
     sampling: &PatchSampling,
-) -> Result<(Tensor, Vec<u32>)> {
+) -> Result<SlicePatches> {
     sampling.validate()?;
     let mut slices = Vec::new();
+    let mut origins = Vec::new();
     let bg = background_tensor(norm);
     let mut kept = Vec::new();
     let walk = crate::windows::slices(
@@ -244,14 +317,23 @@ pub fn training_patches_by_slice(
             continue;
         }
         slices.extend(std::iter::repeat(sw.index as u32).take(keep.len()));
+        origins.extend(keep.iter().map(|&i| {
+            let (r, c) = sw.origin(i as usize);
+            (r as u32, c as u32)
+        }));
         kept.push(sw.patches(&keep));
     }
     if kept.is_empty() {
         let c = norm.stats.len() as i64;
-        return Ok((
-            Tensor::zeros([0, c, PATCH, PATCH], (Kind::Float, tch::Device::Cpu)),
+        return Ok(SlicePatches {
+            patches: Tensor::zeros([0, c, PATCH, PATCH], (Kind::Float, tch::Device::Cpu)),
             slices,
-        ));
+            origins,
+        });
     }
-    Ok((Tensor::cat(&kept, 0), slices))
+    Ok(SlicePatches {
+        patches: Tensor::cat(&kept, 0),
+        slices,
+        origins,
+    })
 }

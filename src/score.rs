@@ -6,7 +6,7 @@
 
 use crate::error::{Error, Result};
 use crate::io::tensor_file::to_f32_vec;
-use crate::model::Model;
+use crate::model::{MapCalibration, Model, MAP_THRESHOLD_QUANTILE};
 use crate::nets::PATCH;
 use crate::preprocess::{background_tensor, normalise, Case};
 use crate::progress::{Progress, ProgressFn, Stage};
@@ -69,8 +69,19 @@ impl Default for Painting {
     }
 }
 
+impl std::fmt::Display for Painting {
+    /// As [`Painting::parse`] reads it (`mean`, `centred:8`, `attribution:5`).
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Painting::Mean => write!(f, "mean"),
+            Painting::Centred(sigma) => write!(f, "centred:{sigma}"),
+            Painting::Attribution(k) => write!(f, "attribution:{k}"),
+        }
+    }
+}
+
 impl Painting {
-    /// `mean` or `centred:SIGMA`.
+    /// `mean`, `centred:SIGMA` or `attribution[:K]`.
     pub fn parse(s: &str) -> Result<Painting> {
         let s = s.trim();
         if s == "mean" {
@@ -246,6 +257,135 @@ fn centred_kernel(sigma: f64) -> Vec<f64> {
 }
 
 impl Model {
+    /// How maps of normal tissue look under `painting`: the held-out normal
+    /// windows `patches` (`[N, C, 32, 32]`, cut at `stride`) painted onto
+    /// their slices (`groups`) at their origins (`origins`: case, row,
+    /// column; `backgrounds`: each case's values outside the brain) as
+    /// [`Model::score_case`] paints a volume, and the covered brain voxels
+    /// pooled. Uses the window calibration, so it comes after it. `None`
+    /// when no brain voxel is covered.
+    #[allow(clippy::too_many_arguments)]
+    pub fn calibrate_map(
+        &self,
+        patches: &tch::Tensor,
+        groups: &[u32],
+        origins: &[(u32, u32, u32)],
+        backgrounds: &[Vec<f32>],
+        painting: Painting,
+        stride: usize,
+        batch: usize,
+    ) -> Result<Option<MapCalibration>> {
+        let n = patches.size()[0] as usize;
+        if n == 0 || groups.len() != n || origins.len() != n {
+            return Ok(None);
+        }
+        // A pixel is brain where any channel differs from its case's
+        // background (raw 0 outside the brain maps exactly there).
+        let mut bg = Vec::with_capacity(n * backgrounds.first().map_or(0, Vec::len));
+        for &(case, _, _) in origins {
+            let b = backgrounds.get(case as usize).ok_or_else(|| {
+                Error::invalid(format!("patch of case {case}: no background for it"))
+            })?;
+            bg.extend_from_slice(b);
+        }
+        let channels = patches.size()[1];
+        let bg = tch::Tensor::from_slice(&bg).view([n as i64, channels, 1, 1]);
+        let in_brain = patches
+            .to_device(tch::Device::Cpu)
+            .to_kind(tch::Kind::Float)
+            .f_ne_tensor(&bg)?
+            .any_dim(1, false)
+            .to_kind(tch::Kind::Float);
+        let (raw, weights) = match painting {
+            Painting::Attribution(k) => {
+                let (r, a) = self.raw_scores_and_attributions(patches, batch)?;
+                (
+                    r,
+                    Some(to_f32_vec(&relative_attribution(&a, &in_brain, k))?),
+                )
+            }
+            Painting::Mean | Painting::Centred(_) => (self.raw_scores(patches, batch)?, None),
+        };
+        let raw = to_f32_vec(&raw)?;
+        let brain_px = to_f32_vec(&in_brain)?;
+        let kernel = match painting {
+            Painting::Centred(sigma) => centred_kernel(sigma),
+            Painting::Mean | Painting::Attribution(_) => Vec::new(),
+        };
+        let mut by_slice: std::collections::BTreeMap<u32, Vec<usize>> = Default::default();
+        for (i, &g) in groups.iter().enumerate() {
+            by_slice.entry(g).or_default().push(i);
+        }
+        let p = PATCH as usize;
+        let mut values = Vec::new();
+        for idx in by_slice.values() {
+            let h = idx
+                .iter()
+                .map(|&i| origins[i].1 as usize)
+                .max()
+                .unwrap_or(0)
+                + p;
+            let w = idx
+                .iter()
+                .map(|&i| origins[i].2 as usize)
+                .max()
+                .unwrap_or(0)
+                + p;
+            let windows: Vec<(usize, usize, f64)> = idx
+                .iter()
+                .map(|&i| {
+                    let (_, r, c) = origins[i];
+                    (
+                        r as usize,
+                        c as usize,
+                        self.meta.calibration.score(raw[i] as f64),
+                    )
+                })
+                .collect();
+            let (sum, cnt) = match (&painting, &weights) {
+                (Painting::Attribution(_), Some(a)) => paint_weighted(h, w, &windows, |j, px| {
+                    (a[idx[j] * WINDOW_PIXELS + px] as f64, 1.0)
+                }),
+                (Painting::Centred(_), _) => {
+                    paint_weighted(h, w, &windows, |_, px| (kernel[px], kernel[px]))
+                }
+                _ => paint_weighted(h, w, &windows, |_, _| (1.0, 1.0)),
+            };
+            let mut brain = vec![false; h * w];
+            for &i in idx {
+                let (_, r0, q0) = origins[i];
+                for px in 0..WINDOW_PIXELS {
+                    if brain_px[i * WINDOW_PIXELS + px] > 0.0 {
+                        brain[(r0 as usize + px / p) * w + q0 as usize + px % p] = true;
+                    }
+                }
+            }
+            values.extend(
+                (0..h * w)
+                    .filter(|&k| brain[k] && cnt[k] > 0.0)
+                    .map(|k| sum[k] / cnt[k]),
+            );
+        }
+        if values.is_empty() {
+            return Ok(None);
+        }
+        values.sort_by(f64::total_cmp);
+        let q = |p: f64| {
+            values[((p * (values.len() - 1) as f64).round() as usize).min(values.len() - 1)]
+        };
+        let quantiles: Vec<(f64, f64)> = [0.5, 0.9, 0.95, 0.99, 0.995, MAP_THRESHOLD_QUANTILE]
+            .iter()
+            .map(|&p| (p, q(p)))
+            .collect();
+        Ok(Some(MapCalibration {
+            painting: painting.to_string(),
+            stride,
+            voxels: values.len(),
+            threshold: q(MAP_THRESHOLD_QUANTILE).max(self.meta.calibration.threshold),
+            quantiles,
+        }))
+    }
+
     /// Score a case into a voxel anomaly map on its grid.
     pub fn score_case(
         &self,
@@ -270,7 +410,7 @@ impl Model {
         let min_frac = opts
             .min_brain_fraction
             .unwrap_or(self.meta.training.sampling.min_brain_fraction);
-        let norm = normalise(case)?;
+        let norm = normalise(case, self.normalisation())?;
         let dims = case.dims;
         let bg = background_tensor(&norm);
         let device = self.device();

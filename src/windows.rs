@@ -228,7 +228,7 @@ mod tests {
             brain: None,
             exclude: None,
         };
-        let norm = normalise(&case).unwrap();
+        let norm = normalise(&case, crate::config::Normalisation::ZScore).unwrap();
         let bg = background_tensor(&norm);
         let all: Vec<_> = slices(norm.dims, &norm.brain, &norm.data, &bg, 2, 4)
             .map(|s| s.unwrap())

@@ -46,6 +46,7 @@ fn data(n: usize, groups: bool) -> TrainingData {
         channel_names: vec!["flair".into()],
         // 40 "slices" of n / 40 patches each
         groups: groups.then(|| (0..n as u32).map(|i| i % 40).collect()),
+        layout: None,
     }
 }
 
@@ -127,7 +128,7 @@ fn real_volumes_are_held_out_by_whole_slices() {
     )
     .unwrap();
     let cfg = TrainConfig::default();
-    let d = TrainingData::from_cases(&[c], vec!["flair".into()], &cfg.sampling).unwrap();
+    let d = TrainingData::from_cases(&[c], vec!["flair".into()], &cfg).unwrap();
     let groups = d.groups.clone().unwrap();
     assert_eq!(groups.len(), d.len());
     let (held, train) = held_out_split(&d, &cfg);
@@ -217,4 +218,175 @@ fn options_that_cannot_work_are_refused_by_name() {
     let p = TrainConfig::default();
     assert!(p.counterfeits.is_empty() && p.synthetic_fraction == 0.0);
     assert!(p.ema_decay == 0.0 && p.validate_every == 0);
+}
+
+/// Mean and SD of the normalised values of `keep` voxels.
+fn stats_of(norm: &adgan::preprocess::Normalised, keep: &[bool]) -> (f64, f64) {
+    let v = common::to_vec(&norm.data);
+    let x: Vec<f64> = v
+        .iter()
+        .zip(keep)
+        .filter(|(_, &k)| k)
+        .map(|(&a, _)| a as f64)
+        .collect();
+    let m = x.iter().sum::<f64>() / x.len() as f64;
+    let s = (x.iter().map(|a| (a - m).powi(2)).sum::<f64>() / x.len() as f64).sqrt();
+    (m, s)
+}
+
+#[test]
+fn clipped_normalisation_puts_healthy_tissue_on_one_scale_whatever_the_lesion_load() {
+    use adgan::preprocess::{normalise, Normalisation};
+    let dir = common::demo_dir().join("TCGA-DU-7294");
+    let (case, _) = adgan::Case::from_files(
+        &[dir.join("fla_bet.nii.gz")],
+        None,
+        Some(&dir.join("fusion_simple_seg.nii.gz")),
+    )
+    .unwrap();
+    let brain = case.brain_mask();
+    let lesion = case.exclude.clone().unwrap();
+    // The same volume with a large bright "oedema": 15% of its brain voxels
+    // (a slab) replaced by values 3.5 to 4.5 SD of the brain's intensities
+    // above its mean (about where the large lesion of ../shared's
+    // BraTS-GLI-example lies).
+    let inside: Vec<usize> = (0..brain.len()).filter(|&i| brain[i]).collect();
+    let raw: Vec<f64> = inside.iter().map(|&i| case.channels[0][i] as f64).collect();
+    let m = raw.iter().sum::<f64>() / raw.len() as f64;
+    let sd = (raw.iter().map(|a| (a - m).powi(2)).sum::<f64>() / raw.len() as f64).sqrt();
+    let mut loaded = case.clone();
+    let mut healthy = vec![false; brain.len()];
+    let cut = inside.len() * 15 / 100;
+    for (k, &i) in inside.iter().enumerate() {
+        if k < cut {
+            loaded.channels[0][i] = (m + (3.5 + (k % 100) as f64 / 100.0) * sd) as f32;
+        } else {
+            healthy[i] = !lesion[i];
+        }
+    }
+    let shift = |method| {
+        let (m0, s0) = stats_of(&normalise(&case, method).unwrap(), &healthy);
+        let (m1, s1) = stats_of(&normalise(&loaded, method).unwrap(), &healthy);
+        ((m1 - m0).abs(), (s1 / s0 - 1.0).abs(), s0)
+    };
+    let (dm, ds, s0) = shift(Normalisation::ClippedZScore);
+    // (The slab's own healthy tissue is gone from the statistics: a small
+    // shift of the mean remains, measured 0.06.)
+    assert!(
+        dm < 0.1 && ds < 0.05,
+        "clipped: mean moved {dm}, scale {ds}"
+    );
+    assert!((s0 - 1.0).abs() < 0.1, "clipped: healthy SD {s0}");
+    // The paper's z-score moves the same tissue by far more.
+    let (dm, ds, _) = shift(Normalisation::ZScore);
+    assert!(dm > 0.3 && ds > 0.3, "zscore: mean moved {dm}, scale {ds}");
+}
+
+#[test]
+fn the_model_file_records_its_normalisation_and_scoring_applies_it() {
+    use adgan::preprocess::Normalisation;
+    let dir = tempfile::tempdir().unwrap();
+    let mut c = synthetic_only(5);
+    c.normalisation = Normalisation::ClippedZScore;
+    let model = adgan::train(
+        &data(200, true),
+        &c,
+        Device::Cpu,
+        &Default::default(),
+        &mut |_| true,
+    )
+    .unwrap();
+    let path = dir.path().join("m.adgan");
+    model.save(&path).unwrap();
+    let loaded = Model::load(&path, Device::Cpu).unwrap();
+    assert_eq!(loaded.meta.normalisation, "zscore-in-brain-clipped");
+    assert_eq!(loaded.normalisation(), Normalisation::ClippedZScore);
+    assert_eq!(
+        Normalisation::parse("clipped").unwrap(),
+        Normalisation::ClippedZScore
+    );
+    let e = Normalisation::parse("minmax").unwrap_err().to_string();
+    assert!(e.contains("minmax") && e.contains("clipped"), "{e}");
+}
+
+/// Slices `z0..z1` of a case (its channels and exclusion mask).
+fn crop_z(case: &adgan::Case, z0: usize, z1: usize) -> adgan::Case {
+    let [nx, ny, _] = case.dims;
+    let plane = nx * ny;
+    let cut = |v: &Vec<f32>| v[z0 * plane..z1 * plane].to_vec();
+    adgan::Case {
+        name: format!("{} (slices {z0}-{z1})", case.name),
+        dims: [nx, ny, z1 - z0],
+        channels: case.channels.iter().map(cut).collect(),
+        brain: None,
+        exclude: case
+            .exclude
+            .as_ref()
+            .map(|m| m[z0 * plane..z1 * plane].to_vec()),
+    }
+}
+
+#[test]
+fn the_map_threshold_flags_few_normal_voxels_and_is_on_the_scale_of_the_map() {
+    use adgan::score::{Painting, ScoreOptions};
+    let dir = common::demo_dir().join("TCGA-DU-7294");
+    let (case, _) = adgan::Case::from_files(
+        &[dir.join("fla_bet.nii.gz")],
+        None,
+        Some(&dir.join("fusion_simple_seg.nii.gz")),
+    )
+    .unwrap();
+    let case = crop_z(&case, 50, 100);
+    let mut c = synthetic_only(40);
+    c.validate_every = 0;
+    let d =
+        TrainingData::from_cases(std::slice::from_ref(&case), vec!["flair".into()], &c).unwrap();
+    let model = adgan::train(&d, &c, Device::Cpu, &Default::default(), &mut |_| true).unwrap();
+    let map_cal = model
+        .meta
+        .calibration
+        .map
+        .clone()
+        .expect("a map calibration");
+    let painting = Painting::default().to_string();
+    assert_eq!(map_cal.painting, painting);
+    assert_eq!(map_cal.stride, c.sampling.stride);
+    let thr = model.meta.calibration.threshold_for(&painting);
+    assert_eq!(thr, map_cal.threshold);
+    assert!(thr >= model.meta.calibration.threshold);
+    assert_eq!(
+        model.meta.calibration.threshold_for("mean"),
+        model.meta.calibration.threshold
+    );
+    // The whole (normal part of the) volume scored as a user would: the map
+    // threshold flags a small share of its normal voxels, near the 0.1% it
+    // was set at on the held-out slices; the window threshold, on another
+    // scale, flags more.
+    let opts = ScoreOptions {
+        stride: c.sampling.stride,
+        ..Default::default()
+    };
+    let map = model.score_case(&case, &opts, &mut |_| true).unwrap().map;
+    let brain = case.brain_mask();
+    let lesion = case.exclude.clone().unwrap();
+    let normal: Vec<f32> = (0..map.len())
+        .filter(|&i| brain[i] && !lesion[i])
+        .map(|i| map[i])
+        .collect();
+    let share =
+        |t: f64| normal.iter().filter(|&&v| v as f64 >= t).count() as f64 / normal.len() as f64;
+    let at_map = share(thr);
+    let at_window = share(model.meta.calibration.threshold);
+    eprintln!("normal voxels above the map threshold {at_map}, the window threshold {at_window}");
+    assert!(
+        (0.0001..0.01).contains(&at_map),
+        "share above the map threshold {at_map}"
+    );
+    assert!(at_window >= at_map);
+    // The file keeps it.
+    let tmp = tempfile::tempdir().unwrap();
+    let path = tmp.path().join("m.adgan");
+    model.save(&path).unwrap();
+    let loaded = Model::load(&path, Device::Cpu).unwrap();
+    assert_eq!(loaded.meta.calibration.map, Some(map_cal));
 }

@@ -158,6 +158,7 @@ fn fake_pool_schedule_follows_algorithm_1() {
     // In a real (tiny) training: N = 23, k = 5 -> draws after 0, 5, 10, 15, 20.
     let data = adgan::TrainingData {
         groups: None,
+        layout: None,
         patches: common::normal_patches(200, 1),
         channel_names: vec!["flair".into()],
     };
@@ -197,7 +198,7 @@ fn patch_extraction_counts_on_a_known_volume() {
         brain: Some(brain),
         exclude: Some(exclude),
     };
-    let norm = normalise(&case).unwrap();
+    let norm = normalise(&case, Default::default()).unwrap();
     // Windows at stride 8: origins 0, 8, 16, 24, 32 per side (5 x 5). A
     // window [o, o+32) overlaps the brain [8, 48) by min(o+32,48)-max(o,8).
     // Fully inside (fraction 1): origins 8 and 16 per side -> 4 windows.
@@ -262,7 +263,7 @@ fn patch_extraction_counts_on_a_known_volume() {
 #[test]
 fn other_slice_axes_cut_other_planes() {
     let (case, _) = common::synthetic_case([40, 48, 36], false);
-    let norm = normalise(&case).unwrap();
+    let norm = normalise(&case, Default::default()).unwrap();
     for axis in 0..3 {
         let s = PatchSampling {
             slice_axis: axis,

@@ -31,19 +31,23 @@ fn missing_and_corrupt_volumes_name_the_file() {
 fn nan_voxels_and_bad_shapes_are_refused() {
     let (mut case, _) = common::synthetic_case([40, 40, 4], false);
     case.channels[0][123] = f32::NAN;
-    let e = adgan::preprocess::normalise(&case).unwrap_err();
+    let e = adgan::preprocess::normalise(&case, Default::default()).unwrap_err();
     assert!(message(e).contains("NaN"));
     let (mut case, _) = common::synthetic_case([40, 40, 4], false);
     case.dims = [40, 40, 0];
-    assert!(message(adgan::preprocess::normalise(&case).unwrap_err()).contains("zero-length"));
+    assert!(
+        message(adgan::preprocess::normalise(&case, Default::default()).unwrap_err())
+            .contains("zero-length")
+    );
     let (mut case, _) = common::synthetic_case([40, 40, 4], false);
     case.channels[0].pop();
-    assert!(adgan::preprocess::normalise(&case).is_err());
+    assert!(adgan::preprocess::normalise(&case, Default::default()).is_err());
     let (case, _) = common::synthetic_case([40, 40, 4], false);
     let mut empty = case.clone();
     empty.channels[0].iter_mut().for_each(|v| *v = 0.0);
     assert!(
-        message(adgan::preprocess::normalise(&empty).unwrap_err()).contains("brain mask is empty")
+        message(adgan::preprocess::normalise(&empty, Default::default()).unwrap_err())
+            .contains("brain mask is empty")
     );
 }
 
@@ -133,6 +137,7 @@ fn bad_options_are_refused_before_any_work() {
     // too few patches
     let data = TrainingData {
         groups: None,
+        layout: None,
         patches: common::normal_patches(10, 1),
         channel_names: vec!["flair".into()],
     };

@@ -80,6 +80,7 @@ fn dice_and_voxel_metrics_on_hand_made_masks() {
 fn tiny_model(seed: u64) -> Model {
     let data = TrainingData {
         groups: None,
+        layout: None,
         patches: common::normal_patches(48, seed),
         channel_names: vec!["flair".into()],
     };
@@ -305,6 +306,7 @@ fn raw(model: &Model, probe: &Tensor) -> Vec<f32> {
 fn variants_sharing_a_phase_1_equal_their_own_trainings() {
     let data = TrainingData {
         groups: None,
+        layout: None,
         patches: common::normal_patches(64, 5),
         channel_names: vec!["flair".into()],
     };
@@ -436,6 +438,7 @@ fn variants_sharing_a_phase_1_equal_their_own_trainings() {
 fn std_wgan_and_wgan_critic_are_calibrated() {
     let data = TrainingData {
         groups: None,
+        layout: None,
         patches: common::normal_patches(48, 3),
         channel_names: vec!["flair".into()],
     };

@@ -242,7 +242,7 @@ fn a_small_image_is_one_normalised_window_padded_with_background() {
     let case = im.to_case(1).unwrap();
     assert_eq!(case.dims, [28, 28, 1]);
     assert!(case.brain.as_ref().unwrap().iter().all(|&b| b)); // every pixel, zeros too
-    let w = images::single_window(&case).unwrap();
+    let w = images::single_window(&case, adgan::preprocess::Normalisation::ZScore).unwrap();
     assert_eq!(w.size(), vec![1, 32, 32]);
     let v: Vec<f32> = Vec::try_from(w.flatten(0, -1)).unwrap();
     // Half 0, half 200: mean 100, std 100.
@@ -252,7 +252,7 @@ fn a_small_image_is_one_normalised_window_padded_with_background() {
         (v[31 * 32 + 5] + 1.0).abs() < 1e-5,
         "bottom padding = raw 0"
     );
-    let norm = normalise(&case).unwrap();
+    let norm = normalise(&case, Default::default()).unwrap();
     assert!((norm.stats[0].background + 1.0).abs() < 1e-9);
 }
 
@@ -268,13 +268,20 @@ fn image_model(dir: &Path) -> (Model, Vec<PathBuf>) {
     paths.push(c.clone());
     let mut config = common::tiny_config(2, 2);
     config.batch_size = 8;
-    let (patches, channels, skipped) =
-        images::training_patches_of_images(&paths, None, &config.sampling, &mut |_| true).unwrap();
+    let (patches, channels, skipped) = images::training_patches_of_images(
+        &paths,
+        None,
+        &config.sampling,
+        config.normalisation,
+        &mut |_| true,
+    )
+    .unwrap();
     assert_eq!(channels, 1);
     assert_eq!(skipped, vec![c]);
     assert_eq!(patches.size(), vec![40, 1, 32, 32]);
     let data = TrainingData {
         groups: None,
+        layout: None,
         patches,
         channel_names: images::default_channel_names(1),
     };
@@ -308,7 +315,10 @@ fn scores_small_images_one_each_and_large_ones_as_maps() {
     let r = images::score_images(&model, &list, &opts, true, &mut |_| true).unwrap();
     assert_eq!(r.scores.len(), 7);
     let direct = model
-        .scores(&images::image_windows(&paths[..5], 1).unwrap(), 64)
+        .scores(
+            &images::image_windows(&paths[..5], 1, model.normalisation()).unwrap(),
+            64,
+        )
         .unwrap();
     for (row, d) in r.scores[..5].iter().zip(&direct) {
         assert_eq!(row.windows, 1);

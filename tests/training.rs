@@ -9,6 +9,7 @@ use tch::Device;
 fn synthetic_data(n: usize) -> TrainingData {
     TrainingData {
         groups: None,
+        layout: None,
         patches: common::normal_patches(n, 42),
         channel_names: vec!["flair".into()],
     }
@@ -176,6 +177,7 @@ fn a_real_volume_is_scored_into_a_map_on_its_grid() {
     assert_eq!(case.dims, [240, 240, 155]);
     let data = TrainingData {
         groups: None,
+        layout: None,
         patches: common::normal_patches(200, 1),
         channel_names: vec!["flair".into()],
     };

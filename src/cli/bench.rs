@@ -28,6 +28,7 @@ pub fn run(a: BenchArgs) -> Result<()> {
         let patches = Tensor::randn([4096, 1, 32, 32], (Kind::Float, Device::Cpu)).clamp(-1.0, 1.0);
         let data = TrainingData {
             groups: None,
+            layout: None,
             patches,
             channel_names: vec!["flair".into()],
         };
@@ -84,6 +85,7 @@ pub fn run(a: BenchArgs) -> Result<()> {
         };
         let data = TrainingData {
             groups: None,
+            layout: None,
             patches,
             channel_names: vec!["flair".into()],
         };

@@ -75,6 +75,7 @@ pub(super) fn config_from(a: &TrainArgs) -> TrainConfig {
     set!(ema_decay = a.ema_decay);
     set!(validate_every = a.validate_every);
     set!(validation_kinds = a.validation_kinds.clone().map(|k| k.0));
+    set!(normalisation = a.normalisation);
     c
 }
 
@@ -106,7 +107,7 @@ fn load_training(
         cases.push(case);
     }
     let n = cases[0].channels.len();
-    let data = TrainingData::from_cases(&cases, channel_names(names, n)?, &config.sampling)?;
+    let data = TrainingData::from_cases(&cases, channel_names(names, n)?, config)?;
     ui.info(&format!(
         "{} normal patch(es) of {}x{}x{} from {} case(s)",
         data.len(),
@@ -210,10 +211,13 @@ pub(super) fn load_training_data(
     }
     let paths = adgan::images::list_images(&image_specs)?;
     ui.info(&format!("reading {} training image(s)", paths.len()));
-    let (patches, channels, skipped) =
-        adgan::images::training_patches_of_images(&paths, None, &config.sampling, &mut |p| {
-            ui.update(p)
-        })?;
+    let (patches, channels, skipped) = adgan::images::training_patches_of_images(
+        &paths,
+        None,
+        &config.sampling,
+        config.normalisation,
+        &mut |p| ui.update(p),
+    )?;
     ui.finish();
     if !skipped.is_empty() {
         ui.info(&format!("skipped {} constant image(s)", skipped.len()));
@@ -224,6 +228,7 @@ pub(super) fn load_training_data(
     };
     let data = TrainingData {
         groups: None,
+        layout: None,
         patches,
         channel_names: names,
     };
@@ -372,10 +377,14 @@ pub fn score(a: ScoreArgs) -> Result<()> {
         adgan::report::csv::write_patch_csv(csv, &result.patches)?;
     }
     let max = result.map.iter().cloned().fold(f32::MIN, f32::max);
+    let threshold = model
+        .meta
+        .calibration
+        .threshold_for(&opts.painting.to_string());
     let above = result
         .map
         .iter()
-        .filter(|&&v| v as f64 >= model.meta.calibration.threshold)
+        .filter(|&&v| v as f64 >= threshold)
         .count();
     ui.info(&format!(
         "wrote {} ({} windows in {:.1}s; max score {:.2}; {} voxel(s) at or above the threshold {:.2})",
@@ -384,12 +393,12 @@ pub fn score(a: ScoreArgs) -> Result<()> {
         result.seconds,
         max,
         above,
-        model.meta.calibration.threshold
+        threshold
     ));
     ui.result(json!({
         "map": a.out, "patches": a.patches, "windows": result.windows_scored,
         "seconds": result.seconds, "max_score": max, "voxels_above_threshold": above,
-        "threshold": model.meta.calibration.threshold,
+        "threshold": threshold,
     }));
     Ok(())
 }
@@ -497,6 +506,18 @@ pub fn info(a: InfoArgs) -> Result<()> {
         .map(|(p, z)| format!("p{}={:.2}", p * 100.0, z))
         .collect();
     println!("  normal quantiles  {}", q.join(" "));
+    if let Some(map) = &m.calibration.map {
+        let q: Vec<String> = map
+            .quantiles
+            .iter()
+            .map(|(p, z)| format!("p{}={:.2}", p * 100.0, z))
+            .collect();
+        println!(
+            "  map calibration   {} at stride {} over {} held-out normal voxels: threshold {:.2}",
+            map.painting, map.stride, map.voxels, map.threshold
+        );
+        println!("  map quantiles     {}", q.join(" "));
+    }
     Ok(())
 }
 

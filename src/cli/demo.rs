@@ -95,8 +95,7 @@ pub fn run(a: DemoArgs) -> Result<()> {
     let train_dir = data.join(TRAIN_CASE);
     let paths = |dir: &Path| -> Vec<PathBuf> { files.iter().map(|f| dir.join(f)).collect() };
     let (train_case, _) = Case::from_files(&paths(&train_dir), None, Some(&train_dir.join(LABEL)))?;
-    let training =
-        TrainingData::from_cases(&[train_case], channel_names.clone(), &config.sampling)?;
+    let training = TrainingData::from_cases(&[train_case], channel_names.clone(), &config)?;
     ui.info(&format!(
         "demo: training on {} healthy patches of {TRAIN_CASE} ({}), N={} M={} on {}",
         training.len(),
@@ -135,9 +134,12 @@ pub fn run(a: DemoArgs) -> Result<()> {
     //    to plain FLAIR intensity.
     let patches = patch_protocol(&model, &case, &lesion, 8)?;
     let brain = case.brain_mask();
-    let threshold = model.meta.calibration.threshold;
+    let threshold = model
+        .meta
+        .calibration
+        .threshold_for(&opts.painting.to_string());
     let voxel_model = voxel_metrics(&result.map, &brain, &lesion, Some(threshold));
-    let norm = adgan::preprocess::normalise(&case)?;
+    let norm = adgan::preprocess::normalise(&case, model.normalisation())?;
     let flair_norm = adgan::io::tensor_file::to_f32_vec(&norm.data)?;
     let voxel_flair = voxel_metrics(&flair_norm, &brain, &lesion, None);
 

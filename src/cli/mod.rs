@@ -208,6 +208,14 @@ pub struct TrainArgs {
     /// kinds training never saw scored about 0.5 throughout: no signal).
     #[arg(long, value_name = "KINDS", value_parser = parse_kinds)]
     pub validation_kinds: Option<Kinds>,
+    /// Intensity normalisation of every volume, per channel over the brain:
+    /// zscore (mean and SD; the paper's and every preset's) or clipped (mean
+    /// and SD of the voxels below mean + 3 SD, recomputed from the median
+    /// and MAD until stable: large bright lesions no longer set the scale;
+    /// less stable across seeds, docs/BENCHMARKS.md). The model file
+    /// records it and scoring applies the same.
+    #[arg(long, value_name = "METHOD", value_parser = parse_normalisation)]
+    pub normalisation: Option<adgan::config::Normalisation>,
     #[command(flatten)]
     pub common: Common,
 }
@@ -266,6 +274,10 @@ fn parse_kinds(s: &str) -> std::result::Result<Kinds, String> {
     adgan::counterfeit::Counterfeit::parse_list(s)
         .map(Kinds)
         .map_err(|e| e.to_string())
+}
+
+fn parse_normalisation(s: &str) -> std::result::Result<adgan::config::Normalisation, String> {
+    adgan::config::Normalisation::parse(s).map_err(|e| e.to_string())
 }
 
 #[derive(Args, Debug)]

@@ -107,10 +107,14 @@ pub unsafe extern "C" fn adgan_model_slice_axis(model: *const AdganModel, out: *
 }
 
 /// The model's calibration: the mean and standard deviation of the raw
-/// critic output on held-out normal patches (a voxel's anomaly score is
+/// critic output on held-out normal patches (a window's anomaly score is
 /// `(mean - raw) / std`, in standard deviations of normal variation), and
-/// the suggested threshold for "anomalous" on that score scale. All three
-/// pointers must be non-NULL. Thread-safe.
+/// the suggested threshold for "anomalous" in the maps of
+/// `adgan_score_volume()`: the 99.9th percentile of the maps of the
+/// held-out normal slices (1 normal voxel in 1,000 above it; for
+/// models trained on images, and model files older than this calibration:
+/// the 99th percentile of the held-out window scores). All three pointers must
+/// be non-NULL. Thread-safe.
 ///
 /// Errors: `ADGAN_STATUS_INVALID_ARGUMENT` (NULL).
 #[no_mangle]
@@ -128,7 +132,8 @@ pub unsafe extern "C" fn adgan_model_calibration(
             reference_mut(threshold, "threshold")?,
         );
         let c = &m.meta.calibration;
-        (*mean, *std, *threshold) = (c.mean, c.std, c.threshold);
+        let painting = crate::score::Painting::default().to_string();
+        (*mean, *std, *threshold) = (c.mean, c.std, c.threshold_for(&painting));
         Ok(())
     })
 }

@@ -656,6 +656,29 @@ pub unsafe extern "C" fn adgan_train_options_set_validation(
     })
 }
 
+/// Intensity normalisation of every volume, per channel over the brain:
+/// "zscore" (mean and standard deviation; the paper's, and every
+/// preset's) or "clipped" (mean and standard deviation of the voxels below
+/// mean + 3 SD, recomputed from the median and MAD until stable, so that a
+/// large bright lesion does not set the scale; measured less stable across
+/// seeds, docs/BENCHMARKS.md). The model records it and scoring applies the
+/// same.
+///
+/// Errors: `ADGAN_STATUS_INVALID_ARGUMENT` for a NULL handle or method or
+/// an unknown method; the option is then unchanged.
+/// Not thread-safe on one handle: do not modify a handle another thread
+/// is using.
+#[no_mangle]
+pub unsafe extern "C" fn adgan_train_options_set_normalisation(
+    options: *mut AdganTrainOptions,
+    method: *const c_char,
+) -> i32 {
+    set(options, |o| {
+        o.config.normalisation = Normalisation::parse(&string(method, "normalisation")?)?;
+        Ok(())
+    })
+}
+
 /// Names of the channels, comma separated (e.g. "flair,t2"; copied), stored
 /// in the model. NULL restores the default: "flair" for one channel,
 /// "ch0,ch1,..." for several. Training fails with

@@ -16,7 +16,7 @@ fn run_training(
 ) -> FfiResult<Model> {
     let device = parse_device(&o.device)?;
     let names = channel_names(&o.channel_names, cases[0].channels.len())?;
-    let data = TrainingData::from_cases(cases, names, &o.config.sampling)?;
+    let data = TrainingData::from_cases(cases, names, &o.config)?;
     let checkpointing = Checkpointing {
         path: o.checkpoint.clone(),
         restart: o.restart,

@@ -3,7 +3,6 @@
 //! continued: adGAN(c)) on normal vs. fake-pool patches with the
 //! concentration loss. Training checkpoints itself and resumes exactly.
 
-use crate::config::PatchSampling;
 pub use crate::config::{CriticInit, Preset, TrainConfig};
 pub mod checkpoint;
 pub mod variants;
@@ -12,7 +11,7 @@ use crate::counterfeit;
 use crate::error::{Error, Result};
 use crate::fake_pool::FakePool;
 use crate::losses;
-use crate::model::{Budget, Calibration, Model, ModelMeta, FORMAT, FORMAT_VERSION, NORMALISATION};
+use crate::model::{Budget, Calibration, Model, ModelMeta, FORMAT, FORMAT_VERSION};
 use crate::nets::{Critic, Generator, LATENT, PATCH};
 use crate::optim::Adam;
 use crate::preprocess::{normalise, training_patches_by_slice, Case};
@@ -36,21 +35,43 @@ pub struct TrainingData {
     /// groups, so that they never overlap a training window. `None`: each
     /// patch is its own group.
     pub groups: Option<Vec<u32>>,
+    /// Where each patch lies in its slice, for patches cut from volumes
+    /// (with `groups`): calibration paints the held-out slices from them as
+    /// scoring paints a volume. `None`: the model keeps only its window
+    /// threshold.
+    pub layout: Option<PatchLayout>,
+}
+
+/// Where the patches of [`TrainingData`] lie.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PatchLayout {
+    /// Per patch: its case (an index into `backgrounds`) and its window's
+    /// origin `(row, col)` in its slice (its group).
+    pub origins: Vec<(u32, u32, u32)>,
+    /// Per case: each channel's value outside the brain after
+    /// normalisation (how a patch's brain pixels are told apart).
+    pub backgrounds: Vec<Vec<f32>>,
 }
 
 impl TrainingData {
-    /// Training patches of several cases (each normalised on its own).
+    /// Training patches of several cases, each normalised on its own by
+    /// `config.normalisation` and cut as `config.sampling` says.
     pub fn from_cases(
         cases: &[Case],
         channel_names: Vec<String>,
-        sampling: &PatchSampling,
+        config: &TrainConfig,
     ) -> Result<TrainingData> {
+        let sampling = &config.sampling;
         if cases.is_empty() {
             return Err(Error::invalid("no training volumes"));
         }
         let channels = cases[0].channels.len();
         let mut all = Vec::with_capacity(cases.len());
         let mut groups = Vec::new();
+        let mut layout = PatchLayout {
+            origins: Vec::new(),
+            backgrounds: Vec::new(),
+        };
         let mut next_group = 0u32;
         for case in cases {
             if case.channels.len() != channels {
@@ -62,9 +83,20 @@ impl TrainingData {
                     ),
                 ));
             }
-            let norm = normalise(case)?;
-            let (patches, slices) = training_patches_by_slice(&norm, sampling)?;
+            let norm = normalise(case, config.normalisation)?;
+            let crate::preprocess::SlicePatches {
+                patches,
+                slices,
+                origins,
+            } = training_patches_by_slice(&norm, sampling)?;
             groups.extend(slices.iter().map(|&s| next_group + s));
+            let case_index = layout.backgrounds.len() as u32;
+            layout
+                .origins
+                .extend(origins.iter().map(|&(r, c)| (case_index, r, c)));
+            layout
+                .backgrounds
+                .push(norm.stats.iter().map(|s| s.background as f32).collect());
             next_group += crate::windows::slice_count(norm.dims, sampling.slice_axis) as u32;
             all.push(patches);
         }
@@ -79,6 +111,7 @@ impl TrainingData {
             patches,
             channel_names,
             groups: Some(groups),
+            layout: Some(layout),
         })
     }
 
@@ -518,7 +551,7 @@ pub fn train(
         channel_names: data.channel_names.clone(),
         patch_size: PATCH as usize,
         slice_axis: config.sampling.slice_axis,
-        normalisation: NORMALISATION.to_string(),
+        normalisation: config.normalisation.file_name().to_string(),
         generator_scale,
         calibration: Calibration {
             mean: 0.0,
@@ -526,6 +559,7 @@ pub fn train(
             samples: 0,
             quantiles: vec![],
             threshold: 3.0,
+            map: None,
         },
         training: config.clone(),
         budget,
@@ -538,6 +572,22 @@ pub fn train(
     let raw = crate::io::tensor_file::to_f32_vec(&raw)?;
     let raw: Vec<f64> = raw.into_iter().map(f64::from).collect();
     model.meta.calibration = Calibration::from_raw(&raw)?;
+    if let (Some(layout), Some(groups)) = (&data.layout, &data.groups) {
+        let pick = |v: &[u32]| held.iter().map(|&i| v[i as usize]).collect::<Vec<u32>>();
+        let origins: Vec<(u32, u32, u32)> =
+            held.iter().map(|&i| layout.origins[i as usize]).collect();
+        if layout.origins.len() == n_all && groups.len() == n_all {
+            model.meta.calibration.map = model.calibrate_map(
+                &cal_patches,
+                &pick(groups),
+                &origins,
+                &layout.backgrounds,
+                crate::score::Painting::default(),
+                config.sampling.stride,
+                1024,
+            )?;
+        }
+    }
     let _ = progress(&Progress::new(Stage::Calibrate, 1, 1));
     if let Some(path) = &checkpointing.path {
         if !checkpointing.keep {

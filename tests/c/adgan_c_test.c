@@ -168,6 +168,14 @@ static void check_option_setters(void) {
                  ADGAN_STATUS_INVALID_ARGUMENT);
     CHECK_STATUS(adgan_train_options_set_channel_names(o, "flair"), ADGAN_STATUS_OK);
     CHECK_STATUS(adgan_train_options_set_channel_names(o, NULL), ADGAN_STATUS_OK);
+    CHECK_STATUS(adgan_train_options_set_normalisation(NULL, "clipped"),
+                 ADGAN_STATUS_INVALID_ARGUMENT);
+    CHECK_STATUS(adgan_train_options_set_normalisation(o, NULL), ADGAN_STATUS_INVALID_ARGUMENT);
+    CHECK_STATUS(adgan_train_options_set_normalisation(o, "minmax"),
+                 ADGAN_STATUS_INVALID_ARGUMENT);
+    CHECK_MESSAGE("minmax");
+    CHECK_STATUS(adgan_train_options_set_normalisation(o, "clipped"), ADGAN_STATUS_OK);
+    CHECK_STATUS(adgan_train_options_set_normalisation(o, "zscore"), ADGAN_STATUS_OK);
     CHECK_STATUS(adgan_train_options_set_preset(NULL, "quick"), ADGAN_STATUS_INVALID_ARGUMENT);
     CHECK_STATUS(adgan_train_options_set_preset(o, NULL), ADGAN_STATUS_INVALID_ARGUMENT);
     CHECK_STATUS(adgan_train_options_set_preset(o, "fastest"), ADGAN_STATUS_INVALID_ARGUMENT);

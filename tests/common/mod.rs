@@ -79,6 +79,7 @@ pub fn tiny_config(n1: u64, n2: u64) -> TrainConfig {
 pub fn tiny_model() -> adgan::Model {
     let data = adgan::TrainingData {
         groups: None,
+        layout: None,
         patches: normal_patches(120, 1),
         channel_names: vec!["flair".into()],
     };
