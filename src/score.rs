@@ -319,18 +319,11 @@ impl Model {
         let p = PATCH as usize;
         let mut values = Vec::new();
         for idx in by_slice.values() {
-            let h = idx
-                .iter()
-                .map(|&i| origins[i].1 as usize)
-                .max()
-                .unwrap_or(0)
-                + p;
-            let w = idx
-                .iter()
-                .map(|&i| origins[i].2 as usize)
-                .max()
-                .unwrap_or(0)
-                + p;
+            // The plane as far as its windows reach.
+            let (h, w) = idx.iter().fold((p, p), |(h, w), &i| {
+                let (_, r, c) = origins[i];
+                (h.max(r as usize + p), w.max(c as usize + p))
+            });
             let windows: Vec<(usize, usize, f64)> = idx
                 .iter()
                 .map(|&i| {

@@ -119,14 +119,7 @@ fn held_out_patches_come_from_slices_training_never_sees() {
 
 #[test]
 fn real_volumes_are_held_out_by_whole_slices() {
-    let dir = common::demo_dir();
-    let case = |n: &str| dir.join("TCGA-DU-7294").join(n);
-    let (c, _) = adgan::Case::from_files(
-        &[case("fla_bet.nii.gz")],
-        None,
-        Some(&case("fusion_simple_seg.nii.gz")),
-    )
-    .unwrap();
+    let c = demo_training_case();
     let cfg = TrainConfig::default();
     let d = TrainingData::from_cases(&[c], vec!["flair".into()], &cfg).unwrap();
     let groups = d.groups.clone().unwrap();
@@ -220,6 +213,18 @@ fn options_that_cannot_work_are_refused_by_name() {
     assert!(p.ema_decay == 0.0 && p.validate_every == 0);
 }
 
+/// The demo's training volume, its tumour label as the exclusion mask.
+fn demo_training_case() -> adgan::Case {
+    let dir = common::demo_dir().join("TCGA-DU-7294");
+    adgan::Case::from_files(
+        &[dir.join("fla_bet.nii.gz")],
+        None,
+        Some(&dir.join("fusion_simple_seg.nii.gz")),
+    )
+    .unwrap()
+    .0
+}
+
 /// Mean and SD of the normalised values of `keep` voxels.
 fn stats_of(norm: &adgan::preprocess::Normalised, keep: &[bool]) -> (f64, f64) {
     let v = common::to_vec(&norm.data);
@@ -237,13 +242,7 @@ fn stats_of(norm: &adgan::preprocess::Normalised, keep: &[bool]) -> (f64, f64) {
 #[test]
 fn clipped_normalisation_puts_healthy_tissue_on_one_scale_whatever_the_lesion_load() {
     use adgan::preprocess::{normalise, Normalisation};
-    let dir = common::demo_dir().join("TCGA-DU-7294");
-    let (case, _) = adgan::Case::from_files(
-        &[dir.join("fla_bet.nii.gz")],
-        None,
-        Some(&dir.join("fusion_simple_seg.nii.gz")),
-    )
-    .unwrap();
+    let case = demo_training_case();
     let brain = case.brain_mask();
     let lesion = case.exclude.clone().unwrap();
     // The same volume with a large bright "oedema": 15% of its brain voxels
@@ -329,14 +328,7 @@ fn crop_z(case: &adgan::Case, z0: usize, z1: usize) -> adgan::Case {
 #[test]
 fn the_map_threshold_flags_few_normal_voxels_and_is_on_the_scale_of_the_map() {
     use adgan::score::{Painting, ScoreOptions};
-    let dir = common::demo_dir().join("TCGA-DU-7294");
-    let (case, _) = adgan::Case::from_files(
-        &[dir.join("fla_bet.nii.gz")],
-        None,
-        Some(&dir.join("fusion_simple_seg.nii.gz")),
-    )
-    .unwrap();
-    let case = crop_z(&case, 50, 100);
+    let case = crop_z(&demo_training_case(), 50, 100);
     let mut c = synthetic_only(40);
     c.validate_every = 0;
     let d =
