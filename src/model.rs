@@ -71,6 +71,11 @@ pub struct MapCalibration {
 /// so the threshold sits far in the held-out tail.
 pub const MAP_THRESHOLD_QUANTILE: f64 = 0.999;
 
+/// The `p` quantile of sorted, non-empty `values` (nearest rank).
+pub(crate) fn quantile(values: &[f64], p: f64) -> f64 {
+    values[((p * (values.len() - 1) as f64).round() as usize).min(values.len() - 1)]
+}
+
 impl Calibration {
     /// Calibration from the raw critic outputs of held-out normal patches.
     pub fn from_raw(raw: &[f64]) -> Result<Calibration> {
@@ -85,7 +90,7 @@ impl Calibration {
         let std = var.sqrt().max(1e-12);
         let mut z: Vec<f64> = raw.iter().map(|r| (mean - r) / std).collect();
         z.sort_by(|a, b| a.total_cmp(b));
-        let q = |p: f64| z[((p * (z.len() - 1) as f64).round() as usize).min(z.len() - 1)];
+        let q = |p: f64| quantile(&z, p);
         let quantiles: Vec<(f64, f64)> = [0.5, 0.9, 0.95, 0.99, 0.999]
             .iter()
             .map(|&p| (p, q(p)))

@@ -6,7 +6,7 @@
 
 use crate::error::{Error, Result};
 use crate::io::tensor_file::to_f32_vec;
-use crate::model::{MapCalibration, Model, MAP_THRESHOLD_QUANTILE};
+use crate::model::{quantile, MapCalibration, Model, MAP_THRESHOLD_QUANTILE};
 use crate::nets::PATCH;
 use crate::preprocess::{background_tensor, normalise, Case};
 use crate::progress::{Progress, ProgressFn, Stage};
@@ -363,9 +363,7 @@ impl Model {
             return Ok(None);
         }
         values.sort_by(f64::total_cmp);
-        let q = |p: f64| {
-            values[((p * (values.len() - 1) as f64).round() as usize).min(values.len() - 1)]
-        };
+        let q = |p: f64| quantile(&values, p);
         let quantiles: Vec<(f64, f64)> = [0.5, 0.9, 0.95, 0.99, 0.995, MAP_THRESHOLD_QUANTILE]
             .iter()
             .map(|&p| (p, q(p)))

@@ -499,24 +499,23 @@ pub fn info(a: InfoArgs) -> Result<()> {
         "  calibration       raw mean {:.4} std {:.4}; threshold {:.2}",
         m.calibration.mean, m.calibration.std, m.calibration.threshold
     );
-    let q: Vec<String> = m
-        .calibration
-        .quantiles
-        .iter()
-        .map(|(p, z)| format!("p{}={:.2}", p * 100.0, z))
-        .collect();
-    println!("  normal quantiles  {}", q.join(" "));
-    if let Some(map) = &m.calibration.map {
-        let q: Vec<String> = map
-            .quantiles
+    let quantiles = |qs: &[(f64, f64)]| -> String {
+        let q: Vec<String> = qs
             .iter()
             .map(|(p, z)| format!("p{}={:.2}", p * 100.0, z))
             .collect();
+        q.join(" ")
+    };
+    println!(
+        "  normal quantiles  {}",
+        quantiles(&m.calibration.quantiles)
+    );
+    if let Some(map) = &m.calibration.map {
         println!(
             "  map calibration   {} at stride {} over {} held-out normal voxels: threshold {:.2}",
             map.painting, map.stride, map.voxels, map.threshold
         );
-        println!("  map quantiles     {}", q.join(" "));
+        println!("  map quantiles     {}", quantiles(&map.quantiles));
     }
     Ok(())
 }
