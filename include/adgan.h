@@ -561,8 +561,9 @@ int32_t adgan_train_options_set_device(AdganTrainOptions *options, const char *d
 /**
  * Synthetic counterfeit anomalies in phase 2's fake batches: `kinds`
  * comma separated from "blend" (foreign-patch interpolation), "intensity"
- * (brighter or darker regions) and "texture" (blurred or noisy regions),
- * or "none"; `synthetic_fraction` in [0, 1] is their share of each fake
+ * (brighter or darker regions), "texture" (blurred or noisy regions) and
+ * "fill" (regions smoothed to a brighter or darker homogeneous level), or
+ * "none"; `synthetic_fraction` in [0, 1] is their share of each fake
  * batch (0: the paper's fake pool only; 1: synthetic only, and phase 1
  * may then be 0 iterations). The quick preset uses them; the paper's
  * preset does not.

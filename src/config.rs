@@ -388,13 +388,19 @@ pub enum Counterfeit {
     Intensity,
     /// A soft region blurred or made noisy.
     Texture,
+    /// A soft region whose fine structure is smoothed away and whose level
+    /// is shifted brighter or darker: what oedema or a tumour does to
+    /// tissue (homogeneous, another intensity), where `Intensity` keeps
+    /// the tissue's structure under the shift.
+    Fill,
 }
 
 impl Counterfeit {
-    pub const ALL: [Counterfeit; 3] = [
+    pub const ALL: [Counterfeit; 4] = [
         Counterfeit::Blend,
         Counterfeit::Intensity,
         Counterfeit::Texture,
+        Counterfeit::Fill,
     ];
 
     /// The name used on the command line, in the C API and in model files.
@@ -403,6 +409,7 @@ impl Counterfeit {
             Counterfeit::Blend => "blend",
             Counterfeit::Intensity => "intensity",
             Counterfeit::Texture => "texture",
+            Counterfeit::Fill => "fill",
         }
     }
 
@@ -413,7 +420,7 @@ impl Counterfeit {
             .find(|k| k.name() == name.trim())
             .ok_or_else(|| {
                 Error::invalid(format!(
-                    "unknown counterfeit kind '{}' (expected blend, intensity or texture)",
+                    "unknown counterfeit kind '{}' (expected blend, intensity, texture or fill)",
                     name.trim()
                 ))
             })

@@ -12,7 +12,10 @@
 //!   another normal patch;
 //! - [`Counterfeit::Intensity`]: the region is made brighter or darker
 //!   (hyper- or hypo-intense), independently per channel;
-//! - [`Counterfeit::Texture`]: the region is blurred or gets added noise.
+//! - [`Counterfeit::Texture`]: the region is blurred or gets added noise;
+//! - [`Counterfeit::Fill`]: the region's fine structure is smoothed away
+//!   (a 9-pixel box filter) and its level shifted brighter or darker, as
+//!   oedema or a tumour replaces tissue with something homogeneous.
 //!
 //! None of them is a benchmark's own anomaly (ab-FMNIST pastes hard-edged
 //! squares of constant intensity). All randomness comes from the caller's
@@ -126,6 +129,18 @@ pub fn make(x: &Tensor, kinds: &[Counterfeit], rng: &mut Rng) -> Tensor {
                 let t = &blurred * &blur + noisy * (blur.ones_like() - &blur);
                 x * (m.ones_like() - &m) + t * &m
             }
+            Counterfeit::Fill => {
+                let smooth = x.avg_pool2d([9, 9], [1, 1], [4, 4], false, false, None::<i64>);
+                let amp = rng.uniform(&[b, c, 1, 1], 0.5, 3.0, device);
+                let sign = rng
+                    .uniform(&[b, c, 1, 1], 0.0, 1.0, device)
+                    .ge(0.5)
+                    .to_kind(Kind::Float)
+                    * 2.0
+                    - 1.0;
+                let t = smooth + amp * sign;
+                x * (m.ones_like() - &m) + t * &m
+            }
         };
         out += y * pick;
     }
@@ -220,5 +235,26 @@ mod tests {
         let y = make(&x, &[Counterfeit::Intensity], &mut Rng::stream(5, 0, 0));
         let d = (&y - &x).abs().max().double_value(&[]);
         assert!(d <= 3.0 + 1e-5 && d > 1.0, "{d}");
+    }
+
+    #[test]
+    fn fill_smooths_its_region_away() {
+        // Inside the region (where it is fully on) a fill counterfeit has
+        // lost the patch's fine structure: its pixels differ from their 3x3
+        // neighbourhood far less than the noise patch's own pixels do.
+        let x = patches(64);
+        let m = regions(&x, &mut Rng::stream(6, 0, 0));
+        let a = make(&x, &[Counterfeit::Fill], &mut Rng::stream(6, 0, 0));
+        let rough = |t: &Tensor| {
+            (t - t.avg_pool2d([3, 3], [1, 1], [1, 1], false, false, None::<i64>)).abs()
+        };
+        let inside = m.ge(0.99).expand_as(&x);
+        let r_fill = rough(&a).masked_select(&inside).mean(Kind::Float);
+        let r_x = rough(&x).masked_select(&inside).mean(Kind::Float);
+        let (r_fill, r_x) = (r_fill.double_value(&[]), r_x.double_value(&[]));
+        assert!(r_fill < 0.3 * r_x, "roughness {r_fill} against {r_x}");
+        // ... and it moved: the level is shifted by at least half an SD.
+        let shift = (&a - &x).masked_select(&inside).abs().mean(Kind::Float);
+        assert!(shift.double_value(&[]) > 0.5, "{shift}");
     }
 }

@@ -188,7 +188,8 @@ pub struct TrainArgs {
     pub log_every: Option<u64>,
     /// Synthetic counterfeit anomalies mixed into phase 2's fake batches,
     /// comma separated: blend (foreign-patch interpolation), intensity
-    /// (brighter or darker regions), texture (blurred or noisy regions), or
+    /// (brighter or darker regions), texture (blurred or noisy regions), fill
+    /// (regions smoothed to a homogeneous brighter or darker level), or
     /// none (the paper).
     #[arg(long, value_name = "KINDS", value_parser = parse_kinds)]
     pub counterfeits: Option<Kinds>,
