@@ -10,8 +10,10 @@
  * - Every pointer, size and enum value is checked: NULL where a pointer is
  *   needed, a size of 0 or above the documented maximum (a negative int
  *   converted to size_t is far above it) or an unknown enum value returns
- *   ADGAN_STATUS_INVALID_ARGUMENT. A panic inside the library is caught and
- *   returns ADGAN_STATUS_PANIC; the process keeps running.
+ *   ADGAN_STATUS_INVALID_ARGUMENT. A failure inside libtorch (out of
+ *   memory, a device gone) returns ADGAN_STATUS_TORCH with libtorch's
+ *   message; any other panic inside the library is caught and returns
+ *   ADGAN_STATUS_PANIC. Either way the process keeps running.
  * - Handles (AdganTrainOptions, AdganModel) are opaque, made by the library
  *   and released by their _free function, which accepts NULL.
  * - Output buffers are allocated by the caller. Strings are NUL-terminated
@@ -651,6 +653,9 @@ int32_t adgan_train_options_set_channel_names(AdganTrainOptions *options,
  *
  * Blocks for the whole training (seconds to hours). Thread-safe; several
  * trainings may run at once (they share the CPU threads or the GPU).
+ * `options` is copied when the call starts: changing or freeing the
+ * handle afterwards (from the progress callback too) leaves this run as
+ * it began.
  *
  * Errors: `ADGAN_STATUS_INVALID_ARGUMENT` (NULL, counts of 0 or out of
  * range, bad options), `ADGAN_STATUS_IO` / `ADGAN_STATUS_FORMAT` (files),

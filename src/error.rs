@@ -32,8 +32,34 @@ pub type Result<T> = std::result::Result<T, Error>;
 
 impl From<tch::TchError> for Error {
     fn from(e: tch::TchError) -> Self {
-        Error::Torch(e.to_string())
+        Error::Torch(first_part(&e.to_string()))
     }
+}
+
+/// libtorch's message without the C++ backtrace it may carry.
+fn first_part(message: &str) -> String {
+    let cut = message
+        .find("\nException raised from")
+        .or_else(|| message.find("Exception raised from"))
+        .unwrap_or(message.len());
+    message[..cut].trim().to_string()
+}
+
+/// The library's error for a panic raised inside libtorch through one of
+/// tch's panicking methods (`x.conv2d(..)` is `x.f_conv2d(..).unwrap()`),
+/// read from the panic's message; `None` for any other panic. The FFI
+/// boundary and the command line use it so that a libtorch failure on a
+/// path not yet written with `f_` methods is still reported as libtorch's
+/// error (`Error::Torch`), not as a bug.
+pub fn torch_error_of_panic(panic_message: &str) -> Option<Error> {
+    let start = panic_message.find("Torch(\"")? + "Torch(\"".len();
+    let rest = &panic_message[start..];
+    let end = rest.rfind("\")").unwrap_or(rest.len());
+    let raw = rest[..end]
+        .replace("\\n", "\n")
+        .replace("\\\"", "\"")
+        .replace("\\\\", "\\");
+    Some(Error::Torch(first_part(&raw)))
 }
 
 impl Error {
@@ -51,5 +77,31 @@ impl Error {
     }
     pub fn invalid(message: impl Into<String>) -> Self {
         Error::InvalidArgument(message.into())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_libtorch_panic_is_recognised_and_others_are_not() {
+        // A real libtorch failure through a panicking tch method.
+        let payload = std::panic::catch_unwind(|| {
+            tch::Tensor::zeros([1 << 50], (tch::Kind::Float, tch::Device::Cpu))
+        })
+        .unwrap_err();
+        let message = payload
+            .downcast_ref::<String>()
+            .cloned()
+            .unwrap_or_default();
+        match torch_error_of_panic(&message) {
+            Some(Error::Torch(m)) => {
+                assert!(m.contains("allocate"), "{m}");
+                assert!(!m.contains("Exception raised from"), "{m}");
+            }
+            other => panic!("{other:?} from {message}"),
+        }
+        assert!(torch_error_of_panic("index out of bounds: the len is 3").is_none());
     }
 }

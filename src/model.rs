@@ -195,6 +195,21 @@ fn critic_var_store(device: Device, channels: usize) -> (nn::VarStore, Critic) {
     (vs, net)
 }
 
+/// Move every variable of `vs` to `device` in place (the modules share
+/// them), as `VarStore::set_device` does but with libtorch's failures
+/// returned.
+fn move_variables(vs: &nn::VarStore, device: Device) -> Result<()> {
+    if device == Device::Cpu {
+        return Ok(());
+    }
+    let _guard = tch::no_grad_guard();
+    for (_, mut var) in vs.variables() {
+        let moved = var.f_to_device(device)?;
+        var.f_set_data(&moved)?;
+    }
+    Ok(())
+}
+
 impl Model {
     /// Wrap a trained critic (used by training).
     pub(crate) fn from_parts(meta: ModelMeta, vs: nn::VarStore, net: Critic) -> Model {
@@ -281,9 +296,14 @@ impl Model {
                 c.mean, c.std
             ));
         }
-        let (vs, net) = critic_var_store(device, meta.channels);
+        // Built and filled on the CPU, then moved with fallible calls: a
+        // device libtorch cannot use is an error, not a panic.
+        let (vs, net) = critic_var_store(Device::Cpu, meta.channels);
         crate::io::tensor_file::load_into(path, &vs, "critic.", &file.tensors)?;
-        Ok(Model::from_parts(meta, vs, net))
+        move_variables(&vs, device)?;
+        let mut model = Model::from_parts(meta, vs, net);
+        model.device = device;
+        Ok(model)
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, CriticState> {
@@ -325,7 +345,7 @@ impl Model {
         let _guard = tch::no_grad_guard();
         let mut out = Vec::new();
         self.for_batches(patches, batch, |net, x| {
-            out.push(net.forward(&x).f_to_device(Device::Cpu)?);
+            out.push(net.f_forward(&x)?.f_to_device(Device::Cpu)?);
             Ok(())
         })?;
         if out.is_empty() {
@@ -345,12 +365,14 @@ impl Model {
     ) -> Result<(Tensor, Tensor)> {
         let (mut raw, mut attr) = (Vec::new(), Vec::new());
         self.for_batches(patches, batch, |net, x| {
-            let x = x.detach().set_requires_grad(true);
-            let d = net.forward(&x);
-            let g = Tensor::f_run_backward(&[d.sum(Kind::Float)], &[&x], false, false)?;
-            let a = (-(&g[0] * &x))
-                .relu()
-                .sum_dim_intlist(1, false, Kind::Float);
+            let x = x.f_detach()?.f_set_requires_grad(true)?;
+            let d = net.f_forward(&x)?;
+            let g = Tensor::f_run_backward(&[d.f_sum(Kind::Float)?], &[&x], false, false)?;
+            let a = g[0]
+                .f_mul(&x)?
+                .f_neg()?
+                .f_relu()?
+                .f_sum_dim_intlist(1, false, Kind::Float)?;
             raw.push(d.detach().f_to_device(Device::Cpu)?);
             attr.push(a.detach().f_to_device(Device::Cpu)?);
             Ok(())

@@ -18,7 +18,7 @@
 //! normalised value seen, stored in the model. See `README.md`.
 
 use tch::nn::{self, Module, ModuleT};
-use tch::Tensor;
+use tch::{TchError, Tensor};
 
 /// Side of the square patches the networks take and make.
 pub use crate::config::PATCH;
@@ -68,6 +68,26 @@ impl Critic {
         let h = leaky_relu(&h.apply(&self.c3));
         let h = leaky_relu(&h.apply(&self.c4));
         h.flatten(1, -1).apply(&self.fc).squeeze_dim(1)
+    }
+
+    /// [`Critic::forward`] with libtorch's failures (out of memory, a
+    /// device gone) returned as errors instead of panics: the same
+    /// operations in the same order, so the same numbers. Scoring uses it.
+    pub fn f_forward(&self, x: &Tensor) -> Result<Tensor, TchError> {
+        // Strides and paddings as `new` configures the layers.
+        fn conv(x: &Tensor, c: &nn::Conv2D, stride: i64, pad: i64) -> Result<Tensor, TchError> {
+            x.f_conv2d(&c.ws, c.bs.as_ref(), [stride; 2], [pad; 2], [1, 1], 1)
+        }
+        fn f_leaky_relu(x: &Tensor) -> Result<Tensor, TchError> {
+            x.f_maximum(&x.f_mul_scalar(LEAKY_SLOPE)?)
+        }
+        let h = f_leaky_relu(&conv(x, &self.c1, 2, 2)?)?;
+        let h = f_leaky_relu(&conv(&h, &self.c2, 2, 2)?)?;
+        let h = f_leaky_relu(&conv(&h, &self.c3, 2, 2)?)?;
+        let h = f_leaky_relu(&conv(&h, &self.c4, 1, 0)?)?;
+        h.f_flatten(1, -1)?
+            .f_linear(&self.fc.ws, self.fc.bs.as_ref())?
+            .f_squeeze_dim(1)
     }
 }
 
@@ -126,5 +146,27 @@ impl Generator {
 impl ModuleT for Generator {
     fn forward_t(&self, xs: &Tensor, train: bool) -> Tensor {
         Generator::forward_t(self, xs, train)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tch::{Device, Kind};
+
+    #[test]
+    fn fallible_forward_gives_the_same_numbers() {
+        tch::manual_seed(3);
+        let vs = nn::VarStore::new(Device::Cpu);
+        let critic = Critic::new(&vs.root(), 2);
+        let x = Tensor::randn([5, 2, PATCH, PATCH], (Kind::Float, Device::Cpu));
+        let a = critic.forward(&x);
+        let b = critic.f_forward(&x).unwrap();
+        assert_eq!(a.size(), vec![5]);
+        assert!(a.equal(&b), "{a} {b}");
+        // A wrong input is an error, not a panic.
+        let bad = Tensor::zeros([5, 3, PATCH, PATCH], (Kind::Float, Device::Cpu));
+        let e = critic.f_forward(&bad).unwrap_err();
+        assert!(e.to_string().contains("channels"), "{e}");
     }
 }

@@ -405,8 +405,8 @@ impl Model {
         let dims = case.dims;
         let bg = background_tensor(&norm);
         let device = self.device();
-        let data = norm.data.to_device(device);
-        let bg_dev = bg.to_device(device);
+        let data = norm.data.f_to_device(device)?;
+        let bg_dev = bg.f_to_device(device)?;
         let (h, w) = plane_dims(dims, axis);
         let nslices = slice_count(dims, axis);
         let mut map = vec![0f32; case.voxels()];

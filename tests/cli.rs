@@ -279,3 +279,24 @@ fn train_score_info_in_json_mode() {
     assert!(!o.status.success());
     assert!(stderr(&o).contains("channel"), "{}", stderr(&o));
 }
+
+#[test]
+fn a_closed_output_pipe_ends_quietly() {
+    // `adgan info m.adgan | head -1`: the reader goes away first. The
+    // command stops as a Unix tool killed by SIGPIPE would (status 141),
+    // with no panic report.
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("m.adgan");
+    common::tiny_model().save(&path).unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_adgan"))
+        .args(["info", path.to_str().unwrap()])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("run adgan");
+    drop(child.stdout.take());
+    let o = child.wait_with_output().unwrap();
+    let err = stderr(&o);
+    assert_eq!(o.status.code(), Some(141), "{err}");
+    assert!(!err.contains("panicked"), "{err}");
+}

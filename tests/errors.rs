@@ -112,6 +112,31 @@ fn bad_model_files_are_refused_with_a_reason() {
 }
 
 #[test]
+fn libtorch_failures_are_errors_that_say_so() {
+    // A device libtorch cannot use (the CUDA device after the last one; on
+    // a CPU-only machine the first) is libtorch's error, not a panic, when
+    // a model file is loaded onto it ...
+    let dir = tempfile::tempdir().unwrap();
+    let model = common::tiny_model();
+    let path = dir.path().join("m.adgan");
+    model.save(&path).unwrap();
+    let missing = Device::Cuda(adgan::device::cuda_device_count());
+    match Model::load(&path, missing) {
+        Err(Error::Torch(m)) => assert!(!m.is_empty()),
+        other => panic!("expected a torch error, got {other:?}"),
+    }
+    // ... and when patches are scored in a batch libtorch cannot allocate
+    // (a [2^40, 1, 32, 32] view of one patch: no memory until the critic's
+    // first layer needs its output).
+    let one = common::normal_patches(1, 3);
+    let huge = one.expand([1i64 << 40, 1, 32, 32], false);
+    match model.raw_scores(&huge, 1usize << 40) {
+        Err(Error::Torch(m)) => assert!(m.contains("allocate"), "{m}"),
+        other => panic!("expected a torch error, got {other:?}"),
+    }
+}
+
+#[test]
 fn bad_options_are_refused_before_any_work() {
     let mut c = common::tiny_config(2, 2);
     c.batch_size = 1;

@@ -393,7 +393,8 @@ pub fn run() -> i32 {
         Command::Eval(a) => a.common.json,
         Command::TrainVariants(a) => a.train.common.json,
     };
-    let result = match cli.command {
+    quiet_panics_for_expected_failures();
+    let run_command = move || match cli.command {
         Command::Train(a) => commands::train(a),
         Command::Score(a) => commands::score(a),
         Command::Info(a) => commands::info(a),
@@ -401,6 +402,22 @@ pub fn run() -> i32 {
         Command::Bench(a) => bench::run(a),
         Command::Eval(a) => eval::run(a),
         Command::TrainVariants(a) => eval::train_variants(a),
+    };
+    let result = match std::panic::catch_unwind(run_command) {
+        Ok(result) => result,
+        Err(payload) => {
+            let message = panic_text(payload.as_ref());
+            if is_broken_pipe(&message) {
+                // The reader went away (`adgan info m | head`): stop as a
+                // Unix tool killed by SIGPIPE would, without a message.
+                return 141;
+            }
+            match adgan::error::torch_error_of_panic(&message) {
+                Some(e) => Err(e),
+                // A bug: the default hook has printed where it happened.
+                None => return 101,
+            }
+        }
     };
     match result {
         Ok(()) => 0,
@@ -419,6 +436,34 @@ pub fn run() -> i32 {
             }
         }
     }
+}
+
+fn panic_text(payload: &(dyn std::any::Any + Send)) -> String {
+    if let Some(s) = payload.downcast_ref::<&str>() {
+        (*s).to_string()
+    } else if let Some(s) = payload.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        String::new()
+    }
+}
+
+/// `println!` panics when standard output is a closed pipe.
+fn is_broken_pipe(message: &str) -> bool {
+    message.contains("failed printing to stdout") && message.contains("Broken pipe")
+}
+
+/// Keep the default panic report for bugs, but not for a closed output
+/// pipe or a libtorch failure: `run` reports those as ordinary errors.
+fn quiet_panics_for_expected_failures() {
+    let default = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let message = panic_text(info.payload());
+        if is_broken_pipe(&message) || adgan::error::torch_error_of_panic(&message).is_some() {
+            return;
+        }
+        default(info);
+    }));
 }
 
 /// How a map is painted (score, eval and demo share the option).

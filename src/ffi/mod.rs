@@ -130,6 +130,7 @@ pub type AdganProgressFn = Option<
 
 /// Training options: an opaque handle made by
 /// `adgan_train_options_new()` and freed by `adgan_train_options_free()`.
+#[derive(Clone)]
 pub struct AdganTrainOptions {
     config: TrainConfig,
     device: String,
@@ -221,12 +222,24 @@ fn guard(body: impl FnOnce() -> FfiResult) -> i32 {
             set_last_error(&message_of(&e));
             status_of(&e) as i32
         }
-        Err(payload) => {
-            set_last_error(&format!(
-                "internal error (panic): {}",
-                panic_message(payload.as_ref())
-            ));
-            AdganStatus::Panic as i32
+        Err(payload) => status_of_panic(payload.as_ref()) as i32,
+    }
+}
+
+/// Keep a caught panic's message for `adgan_last_error_message()` and give
+/// its status: libtorch's failures (raised through tch's panicking methods)
+/// are `ADGAN_STATUS_TORCH` with libtorch's message, anything else a bug
+/// (`ADGAN_STATUS_PANIC`).
+fn status_of_panic(payload: &(dyn Any + Send)) -> AdganStatus {
+    let message = panic_message(payload);
+    match crate::error::torch_error_of_panic(&message) {
+        Some(e) => {
+            set_last_error(&message_of(&e));
+            status_of(&e)
+        }
+        None => {
+            set_last_error(&format!("internal error (panic): {message}"));
+            AdganStatus::Panic
         }
     }
 }
@@ -237,10 +250,7 @@ fn catch<T>(fallback: T, body: impl FnOnce() -> T) -> T {
     match catch_unwind(AssertUnwindSafe(body)) {
         Ok(v) => v,
         Err(payload) => {
-            set_last_error(&format!(
-                "internal error (panic): {}",
-                panic_message(payload.as_ref())
-            ));
+            status_of_panic(payload.as_ref());
             fallback
         }
     }
@@ -517,6 +527,33 @@ mod tests {
         assert!(last_error().contains("boom"), "{}", last_error());
         assert_eq!(guard(|| Ok(())), 0);
         assert_eq!(last_error(), "");
+    }
+
+    #[test]
+    fn libtorch_failures_are_torch_errors_not_panics() {
+        // A libtorch failure raised through a panicking tch method (an
+        // impossible allocation) ...
+        let code = guard(|| {
+            let _t = tch::Tensor::zeros([1 << 50], (tch::Kind::Float, tch::Device::Cpu));
+            Ok(())
+        });
+        assert_eq!(code, AdganStatus::Torch as i32, "{}", last_error());
+        let m = last_error();
+        assert!(m.starts_with("torch: ") && m.contains("allocate"), "{m}");
+        // ... and through an f_ method returning it.
+        let code = guard(|| {
+            let _t = tch::Tensor::f_zeros([1 << 50], (tch::Kind::Float, tch::Device::Cpu))?;
+            Ok(())
+        });
+        assert_eq!(code, AdganStatus::Torch as i32, "{}", last_error());
+        assert!(last_error().contains("allocate"), "{}", last_error());
+        // Functions returning a value keep their fallback and say why.
+        let v = catch(-1, || {
+            let _t = tch::Tensor::zeros([1 << 50], (tch::Kind::Float, tch::Device::Cpu));
+            0
+        });
+        assert_eq!(v, -1);
+        assert!(last_error().starts_with("torch: "), "{}", last_error());
     }
 
     #[test]

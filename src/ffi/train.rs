@@ -89,6 +89,9 @@ const MAX_CHANNELS: usize = 1024;
 ///
 /// Blocks for the whole training (seconds to hours). Thread-safe; several
 /// trainings may run at once (they share the CPU threads or the GPU).
+/// `options` is copied when the call starts: changing or freeing the
+/// handle afterwards (from the progress callback too) leaves this run as
+/// it began.
 ///
 /// Errors: `ADGAN_STATUS_INVALID_ARGUMENT` (NULL, counts of 0 or out of
 /// range, bad options), `ADGAN_STATUS_IO` / `ADGAN_STATUS_FORMAT` (files),
@@ -108,7 +111,9 @@ pub unsafe extern "C" fn adgan_train_files(
     guard(|| {
         let out = reference_mut(out_model, "out_model")?;
         *out = std::ptr::null_mut();
-        let o = reference(options, "options")?;
+        // A copy: the caller may change or free its handle (from the
+        // progress callback too) without touching this run.
+        let o = &reference(options, "options")?.clone();
         let n_cases = count(n_cases, MAX_CASES, "n_cases")?;
         let n_channels = count(n_channels, MAX_CHANNELS, "n_channels")?;
         let volumes = array(volume_paths, n_cases * n_channels, "volume_paths")?;
@@ -170,7 +175,9 @@ pub unsafe extern "C" fn adgan_train_buffers(
     guard(|| {
         let out = reference_mut(out_model, "out_model")?;
         *out = std::ptr::null_mut();
-        let o = reference(options, "options")?;
+        // A copy: the caller may change or free its handle (from the
+        // progress callback too) without touching this run.
+        let o = &reference(options, "options")?.clone();
         let n_cases = count(n_cases, MAX_CASES, "n_cases")?;
         let n_channels = count(n_channels, MAX_CHANNELS, "n_channels")?;
         let buffers = array(channels, n_cases * n_channels, "channels")?;
