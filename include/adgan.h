@@ -657,6 +657,10 @@ int32_t adgan_train_options_set_channel_names(AdganTrainOptions *options,
  * handle afterwards (from the progress callback too) leaves this run as
  * it began.
  *
+ * NaN or infinite voxels of a file (a resampled volume's outside) are read
+ * as background, in every channel of that voxel; inside a given brain mask
+ * they are an error.
+ *
  * Errors: `ADGAN_STATUS_INVALID_ARGUMENT` (NULL, counts of 0 or out of
  * range, bad options), `ADGAN_STATUS_IO` / `ADGAN_STATUS_FORMAT` (files),
  * `ADGAN_STATUS_DEVICE`, `ADGAN_STATUS_CANCELLED`, `ADGAN_STATUS_TORCH`.
@@ -868,6 +872,9 @@ int32_t adgan_score_volume(const AdganModel *model,
  *   slice axis is the model's.
  *
  * Thread-safe, like `adgan_score_volume()`.
+ *
+ * NaN or infinite voxels are read as background (see
+ * `adgan_train_files()`); the map is 0 there.
  *
  * Errors: `ADGAN_STATUS_INVALID_ARGUMENT`, `ADGAN_STATUS_IO`,
  * `ADGAN_STATUS_FORMAT`, `ADGAN_STATUS_CANCELLED`, `ADGAN_STATUS_TORCH`.

@@ -104,6 +104,7 @@ impl Image {
     /// "brain".
     pub fn to_case(&self, n: usize) -> Result<Case> {
         Ok(Case {
+            warnings: Vec::new(),
             name: self.path.display().to_string(),
             dims: [self.width, self.height, 1],
             channels: self.to_channels(n)?,

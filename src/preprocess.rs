@@ -28,6 +28,9 @@ pub struct Case {
     pub brain: Option<Vec<bool>>,
     /// Voxels to keep out of training patches (e.g. lesion labels).
     pub exclude: Option<Vec<bool>>,
+    /// What reading changed that a user should hear about (NaN voxels
+    /// read as background); the command line prints them as warnings.
+    pub warnings: Vec<String>,
 }
 
 /// The channel names of volume cases when none are given (the command

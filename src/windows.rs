@@ -222,6 +222,7 @@ mod tests {
             }
         }
         let case = Case {
+            warnings: Vec::new(),
             name: "t".into(),
             dims,
             channels: vec![v],

@@ -314,6 +314,7 @@ fn crop_z(case: &adgan::Case, z0: usize, z1: usize) -> adgan::Case {
     let plane = nx * ny;
     let cut = |v: &Vec<f32>| v[z0 * plane..z1 * plane].to_vec();
     adgan::Case {
+        warnings: Vec::new(),
         name: format!("{} (slices {z0}-{z1})", case.name),
         dims: [nx, ny, z1 - z0],
         channels: case.channels.iter().map(cut).collect(),

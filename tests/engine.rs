@@ -192,6 +192,7 @@ fn patch_extraction_counts_on_a_known_volume() {
     let z1 = 1; // slice 1
     exclude[45 + 64 * (45 + 64 * z1)] = true;
     let case = Case {
+        warnings: Vec::new(),
         name: "known".into(),
         dims,
         channels: vec![data],

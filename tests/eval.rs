@@ -124,6 +124,7 @@ fn square_lesion_case(dims: [usize; 3]) -> (adgan::Case, Vec<bool>) {
         }
     }
     let case = adgan::Case {
+        warnings: Vec::new(),
         name: "square".into(),
         dims,
         channels: vec![data],

@@ -93,6 +93,7 @@ pub fn run(a: BenchArgs) -> Result<()> {
         let vol = Tensor::randn([(nx * ny * nz) as i64], (Kind::Float, Device::Cpu));
         let vol = adgan::io::tensor_file::to_f32_vec(&vol)?;
         let case = Case {
+            warnings: Vec::new(),
             name: "random".into(),
             dims: [nx, ny, nz],
             channels: vec![vol],

@@ -104,6 +104,7 @@ fn load_training(
     for ((spec, mask), exclude) in volumes.iter().zip(&masks).zip(&excludes) {
         let paths = split_paths(spec);
         let (case, _) = Case::from_files(&paths, mask.as_deref(), exclude.as_deref())?;
+        case.warnings.iter().for_each(|w| ui.warn(w));
         cases.push(case);
     }
     let n = cases[0].channels.len();
@@ -362,6 +363,7 @@ pub fn score(a: ScoreArgs) -> Result<()> {
     }
     model.check_channels(paths.len(), "--volume")?;
     let (case, like) = Case::from_files(&paths, a.mask.as_deref(), None)?;
+    case.warnings.iter().for_each(|w| ui.warn(w));
     let opts = ScoreOptions {
         stride: a.stride,
         batch_size: a.batch_size,

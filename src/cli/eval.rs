@@ -223,7 +223,11 @@ pub fn run(a: EvalArgs) -> Result<()> {
         let mut cases = Vec::with_capacity(a.volumes.len());
         for (k, spec) in a.volumes.iter().enumerate() {
             let mask = a.masks.get(k).map(PathBuf::as_path);
-            cases.push(load_case(spec, &a.labels[k], mask, model.channels())?);
+            let lc = load_case(spec, &a.labels[k], mask, model.channels())?;
+            for w in &lc.case.warnings {
+                eprintln!("adgan: warning: {w}");
+            }
+            cases.push(lc);
         }
         let opts = EvalOptions {
             patch_stride: a.patch_stride,

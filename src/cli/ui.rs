@@ -43,6 +43,21 @@ impl Reporter {
         }
     }
 
+    /// Print a warning (stderr, `adgan: warning: ...`; a JSON event with
+    /// --json).
+    pub fn warn(&self, message: &str) {
+        if self.json {
+            println!(
+                "{}",
+                serde_json::json!({"event": "warning", "message": message})
+            );
+        } else if let Some(b) = &self.bar {
+            b.println(format!("adgan: warning: {message}"));
+        } else {
+            eprintln!("adgan: warning: {message}");
+        }
+    }
+
     /// Emit the final result object (JSON mode) .
     pub fn result(&self, value: serde_json::Value) {
         if self.json {

@@ -370,6 +370,7 @@ unsafe fn case_from_buffers(
     let brain = mask(brain, "brain mask")?;
     let exclude = mask(exclude, "exclusion mask")?;
     let case = Case {
+        warnings: Vec::new(),
         name,
         dims,
         channels: data,

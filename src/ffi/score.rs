@@ -113,6 +113,9 @@ pub unsafe extern "C" fn adgan_score_volume(
 ///
 /// Thread-safe, like `adgan_score_volume()`.
 ///
+/// NaN or infinite voxels are read as background (see
+/// `adgan_train_files()`); the map is 0 there.
+///
 /// Errors: `ADGAN_STATUS_INVALID_ARGUMENT`, `ADGAN_STATUS_IO`,
 /// `ADGAN_STATUS_FORMAT`, `ADGAN_STATUS_CANCELLED`, `ADGAN_STATUS_TORCH`.
 #[no_mangle]

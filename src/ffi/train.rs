@@ -93,6 +93,10 @@ const MAX_CHANNELS: usize = 1024;
 /// handle afterwards (from the progress callback too) leaves this run as
 /// it began.
 ///
+/// NaN or infinite voxels of a file (a resampled volume's outside) are read
+/// as background, in every channel of that voxel; inside a given brain mask
+/// they are an error.
+///
 /// Errors: `ADGAN_STATUS_INVALID_ARGUMENT` (NULL, counts of 0 or out of
 /// range, bad options), `ADGAN_STATUS_IO` / `ADGAN_STATUS_FORMAT` (files),
 /// `ADGAN_STATUS_DEVICE`, `ADGAN_STATUS_CANCELLED`, `ADGAN_STATUS_TORCH`.

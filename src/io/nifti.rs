@@ -1,16 +1,18 @@
-//! NIfTI-1 volume input and output.
+//! NIfTI volume input (NIfTI-1 and NIfTI-2) and output (NIfTI-1).
 //!
 //! Volumes are held as `f32` in memory with `x` varying fastest
 //! (`index = x + nx * (y + ny * z)`), which is also the order of the voxels in a
 //! NIfTI file, so no reordering ever happens.
 //!
-//! Reading accepts single-file NIfTI-1 (`.nii`, gzip-compressed or not: gzip is
-//! detected from the content, not from the name) in either byte order and with
-//! every common integer and floating-point datatype; the header's
-//! `scl_slope`/`scl_inter` are applied. The header is parsed by the `nifti`
-//! crate; the voxel data are decoded here so that every check (truncation,
-//! datatype, dimensionality, non-finite values) gives an error that names the
-//! file instead of a panic.
+//! Reading accepts single-file NIfTI-1 and NIfTI-2 (`.nii`, gzip-compressed or
+//! not: gzip is detected from the content, not from the name) in either byte
+//! order and with every common integer and floating-point datatype; the
+//! header's `scl_slope`/`scl_inter` are applied. A NIfTI-1 header is parsed by
+//! the `nifti` crate, which reads no NIfTI-2, so a NIfTI-2 header is decoded
+//! here (module `nifti2`) into the same struct; the voxel data are decoded
+//! here so that every check (truncation, datatype, dimensionality) gives an
+//! error that names the file instead of a panic. NaN and infinite voxels are
+//! kept and described; [`Case::from_files`] reads them as background.
 //!
 //! Writing produces `FLOAT32` single-file NIfTI-1 (gzip when the path ends with
 //! `.gz`) on the grid of a reference header, and is atomic: the file is written
@@ -72,6 +74,12 @@ pub struct Volume {
 }
 
 impl Volume {
+    /// The volume's NaN and infinite values, counted and the first one
+    /// located; `None` when every value is finite.
+    pub fn non_finite(&self) -> Option<String> {
+        describe_non_finite(&self.data, self.dims)
+    }
+
     /// Number of voxels.
     pub fn len(&self) -> usize {
         self.data.len()
@@ -116,7 +124,12 @@ impl Volume {
 /// - [`Error::Format`]: corrupt or truncated gzip, a header that is not
 ///   single-file NIfTI-1, a data block shorter than the header says, more than
 ///   three non-singleton dimensions, a zero-length dimension, an unsupported
-///   datatype, or NaN/infinite voxel values (the message says how many).
+///   datatype.
+///
+/// NaN and infinite voxel values are kept as read ([`Volume::non_finite`]
+/// describes them): a resampled volume has NaN outside its field of view,
+/// and what they mean is for the caller ([`Case::from_files`] reads them as
+/// background, [`read_mask`] as outside the mask).
 pub fn read_volume(path: &Path) -> Result<Volume> {
     let bytes = read_maybe_gzipped(path)?;
     let header = parse_header(path, &bytes)?;
@@ -160,7 +173,6 @@ pub fn read_volume(path: &Path) -> Result<Volume> {
     let scaling = Scaling::from_header(&header);
     let big_endian = header.endianness == Endianness::Big;
     let data = decode_voxels(raw, dtype, big_endian, scaling);
-    check_finite(path, &data, dims)?;
 
     Ok(Volume {
         dims,
@@ -207,8 +219,9 @@ pub fn read_channels(paths: &[PathBuf]) -> Result<Vec<Volume>> {
 
 /// Read a label or mask volume as one boolean per voxel (x fastest).
 ///
-/// A voxel is `true` when its (scaled) value is non-zero, so multi-label
-/// segmentations (e.g. BraTS labels 1, 2, 4) become "any label" masks.
+/// A voxel is `true` when its (scaled) value is non-zero and finite, so
+/// multi-label segmentations (e.g. BraTS labels 1, 2, 4) become "any label"
+/// masks and NaN voxels are outside.
 ///
 /// # Errors
 ///
@@ -226,7 +239,11 @@ pub fn read_mask(path: &Path, dims: [usize; 3]) -> Result<Vec<bool>> {
             ),
         ));
     }
-    Ok(volume.data.iter().map(|&v| v != 0.0).collect())
+    Ok(volume
+        .data
+        .iter()
+        .map(|&v| v.is_finite() && v != 0.0)
+        .collect())
 }
 
 /// Write a `float32` map on the grid of `like`.
@@ -327,8 +344,10 @@ impl Case {
     ) -> Result<(Case, Volume)> {
         let mut vols = read_channels(channels)?;
         let dims = vols[0].dims;
+        let brain_path = brain;
         let brain = brain.map(|p| read_mask(p, dims)).transpose()?;
         let exclude = exclude.map(|p| read_mask(p, dims)).transpose()?;
+        let warnings = non_finite_as_background(&mut vols, brain.as_deref(), brain_path)?;
         let name = vols[0].path.display().to_string();
         let data: Vec<Vec<f32>> = vols
             .iter_mut()
@@ -337,6 +356,7 @@ impl Case {
         let mut first = vols.swap_remove(0);
         first.data = data[0].clone();
         let case = Case {
+            warnings,
             name,
             dims,
             channels: data,
@@ -345,6 +365,66 @@ impl Case {
         };
         Ok((case, first))
     }
+}
+
+/// NaN and infinite voxels of a case's channels, as background: a voxel
+/// that is not finite in any channel becomes 0 in every channel (0 is
+/// background when no brain mask is given). With a brain mask such voxels
+/// must all lie outside it (a NaN inside the brain has no intensity to
+/// score): else an error names the channel file and the mask. Returns one
+/// warning per channel file that had any.
+fn non_finite_as_background(
+    vols: &mut [Volume],
+    brain: Option<&[bool]>,
+    brain_path: Option<&Path>,
+) -> Result<Vec<String>> {
+    let mut warnings = Vec::new();
+    let mut bad = vec![false; vols[0].data.len()];
+    for vol in vols.iter() {
+        let Some(what) = vol.non_finite() else {
+            continue;
+        };
+        if let (Some(mask), Some(mask_path)) = (brain, brain_path) {
+            let inside = vol
+                .data
+                .iter()
+                .zip(mask)
+                .filter(|(v, &m)| m && !v.is_finite())
+                .count();
+            if inside > 0 {
+                return Err(format_error(
+                    &vol.path,
+                    format!(
+                        "{what}; {inside} of them inside the brain mask {}: adGAN needs finite \
+                         intensities in the brain",
+                        mask_path.display()
+                    ),
+                ));
+            }
+        }
+        for (b, v) in bad.iter_mut().zip(&vol.data) {
+            *b |= !v.is_finite();
+        }
+        let place = if brain.is_some() {
+            "all outside the brain mask, "
+        } else {
+            ""
+        };
+        warnings.push(format!(
+            "{}: {what}: {place}read as background",
+            vol.path.display()
+        ));
+    }
+    if !warnings.is_empty() {
+        for vol in vols.iter_mut() {
+            for (v, &b) in vol.data.iter_mut().zip(&bad) {
+                if b {
+                    *v = 0.0;
+                }
+            }
+        }
+    }
+    Ok(warnings)
 }
 
 // ---------------------------------------------------------------------------
@@ -482,6 +562,9 @@ fn read_maybe_gzipped(path: &Path) -> Result<Vec<u8>> {
 
 /// Parse and sanity-check a single-file NIfTI-1 header.
 fn parse_header(path: &Path, bytes: &[u8]) -> Result<NiftiHeader> {
+    if let Some(header) = nifti2::parse(path, bytes)? {
+        return Ok(header);
+    }
     if bytes.len() < HEADER_SIZE {
         return Err(format_error(
             path,
@@ -495,15 +578,13 @@ fn parse_header(path: &Path, bytes: &[u8]) -> Result<NiftiHeader> {
     let header = NiftiHeader::from_reader(bytes)
         .map_err(|e| format_error(path, format!("bad NIfTI-1 header: {e}")))?;
     if header.sizeof_hdr != HEADER_SIZE as i32 {
-        let message = if header.sizeof_hdr == 540 || header.sizeof_hdr == 540_i32.swap_bytes() {
-            "NIfTI-2 files are not supported, only NIfTI-1".to_string()
-        } else {
+        return Err(format_error(
+            path,
             format!(
-                "not a NIfTI-1 file (sizeof_hdr is {}, expected {})",
-                header.sizeof_hdr, HEADER_SIZE
-            )
-        };
-        return Err(format_error(path, message));
+                "not a NIfTI file (sizeof_hdr is {}, expected {HEADER_SIZE} or 540)",
+                header.sizeof_hdr
+            ),
+        ));
     }
     if header.magic == MAGIC_PAIR {
         return Err(format_error(
@@ -522,6 +603,162 @@ fn parse_header(path: &Path, bytes: &[u8]) -> Result<NiftiHeader> {
         ));
     }
     Ok(header)
+}
+
+/// NIfTI-2 (540-byte header, 64-bit dims and offsets, double-precision
+/// geometry), read into the NIfTI-1 header struct the rest of this module
+/// uses: the `nifti` crate reads NIfTI-1 only, and a NIfTI-2 header is a
+/// fixed layout of 27 fields, so it is decoded here. Dims above NIfTI-1's
+/// 32767 are refused with a message (maps are written as NIfTI-1);
+/// geometry is rounded to `f32`, as NIfTI-1 stores it.
+mod nifti2 {
+    use super::{format_error, Result, MAGIC_SINGLE_FILE};
+    use nifti::{Endianness, NiftiHeader};
+    use std::path::Path;
+
+    const SIZE: usize = 540;
+    const MAGIC: &[u8; 8] = b"n+2\0\r\n\x1a\n";
+
+    struct Fields<'a> {
+        bytes: &'a [u8],
+        big: bool,
+    }
+
+    impl Fields<'_> {
+        fn take<const N: usize>(&self, at: usize) -> [u8; N] {
+            let mut b = [0u8; N];
+            b.copy_from_slice(&self.bytes[at..at + N]);
+            if self.big {
+                b.reverse();
+            }
+            b
+        }
+        fn i16(&self, at: usize) -> i16 {
+            i16::from_le_bytes(self.take(at))
+        }
+        fn i32(&self, at: usize) -> i32 {
+            i32::from_le_bytes(self.take(at))
+        }
+        fn i64(&self, at: usize) -> i64 {
+            i64::from_le_bytes(self.take(at))
+        }
+        fn f64(&self, at: usize) -> f64 {
+            f64::from_le_bytes(self.take(at))
+        }
+        fn f32s<const N: usize>(&self, at: usize) -> [f32; N] {
+            std::array::from_fn(|i| self.f64(at + 8 * i) as f32)
+        }
+        fn text<const N: usize>(&self, at: usize) -> [u8; N] {
+            let mut b = [0u8; N];
+            b.copy_from_slice(&self.bytes[at..at + N]);
+            b
+        }
+    }
+
+    /// The header of a NIfTI-2 file, or `None` when `bytes` do not start
+    /// with one (then it is NIfTI-1 or nothing).
+    pub(super) fn parse(path: &Path, bytes: &[u8]) -> Result<Option<NiftiHeader>> {
+        let Some(head) = bytes.get(0..4) else {
+            return Ok(None);
+        };
+        let size = i32::from_le_bytes(head.try_into().unwrap());
+        let big = if size == SIZE as i32 {
+            false
+        } else if size.swap_bytes() == SIZE as i32 {
+            true
+        } else {
+            return Ok(None);
+        };
+        let bad = |m: String| Err(format_error(path, format!("bad NIfTI-2 header: {m}")));
+        if bytes.len() < SIZE {
+            return bad(format!(
+                "{} bytes is shorter than a NIfTI-2 header ({SIZE} bytes)",
+                bytes.len()
+            ));
+        }
+        if &bytes[4..12] != MAGIC {
+            return bad(format!(
+                "magic {:?} (expected \"n+2\"; a .hdr/.img pair is not supported)",
+                String::from_utf8_lossy(&bytes[4..7])
+            ));
+        }
+        let f = Fields { bytes, big };
+        let ndim = f.i64(16);
+        if !(1..=7).contains(&ndim) {
+            return bad(format!("dim[0] is {ndim}, expected 1 to 7"));
+        }
+        let mut dim = [0u16; 8];
+        dim[0] = ndim as u16;
+        for (i, d) in dim.iter_mut().enumerate().skip(1) {
+            let v = f.i64(16 + 8 * i);
+            if i as i64 <= ndim {
+                if !(0..=i16::MAX as i64).contains(&v) {
+                    return bad(format!(
+                        "dim[{i}] is {v}: adGAN reads dims of 0 to {} (NIfTI-1's limit, which \
+                         its maps are written in)",
+                        i16::MAX
+                    ));
+                }
+                *d = v as u16;
+            } else {
+                *d = 1;
+            }
+        }
+        let vox_offset = f.i64(168);
+        if !(SIZE as i64..=u32::MAX as i64).contains(&vox_offset) {
+            return bad(format!(
+                "vox_offset {vox_offset} is not a valid data offset"
+            ));
+        }
+        let mut descrip = f.text::<80>(240).to_vec();
+        if let Some(end) = descrip.iter().position(|&c| c == 0) {
+            descrip.truncate(end);
+        }
+        Ok(Some(NiftiHeader {
+            sizeof_hdr: super::HEADER_SIZE as i32,
+            dim_info: bytes[524],
+            dim,
+            intent_p1: f.f64(80) as f32,
+            intent_p2: f.f64(88) as f32,
+            intent_p3: f.f64(96) as f32,
+            intent_code: f.i32(504) as i16,
+            datatype: f.i16(12),
+            bitpix: f.i16(14),
+            slice_start: f.i64(224) as i16,
+            pixdim: f.f32s::<8>(104),
+            vox_offset: vox_offset as f32,
+            scl_slope: f.f64(176) as f32,
+            scl_inter: f.f64(184) as f32,
+            slice_end: f.i64(232) as i16,
+            slice_code: f.i32(496) as u8,
+            xyzt_units: f.i32(500) as u8,
+            cal_max: f.f64(192) as f32,
+            cal_min: f.f64(200) as f32,
+            slice_duration: f.f64(208) as f32,
+            toffset: f.f64(216) as f32,
+            descrip,
+            aux_file: f.text::<24>(320),
+            qform_code: f.i32(344) as i16,
+            sform_code: f.i32(348) as i16,
+            quatern_b: f.f64(352) as f32,
+            quatern_c: f.f64(360) as f32,
+            quatern_d: f.f64(368) as f32,
+            quatern_x: f.f64(376) as f32,
+            quatern_y: f.f64(384) as f32,
+            quatern_z: f.f64(392) as f32,
+            srow_x: f.f32s::<4>(400),
+            srow_y: f.f32s::<4>(432),
+            srow_z: f.f32s::<4>(464),
+            intent_name: f.text::<16>(508),
+            magic: MAGIC_SINGLE_FILE,
+            endianness: if big {
+                Endianness::Big
+            } else {
+                Endianness::Little
+            },
+            ..NiftiHeader::default()
+        }))
+    }
 }
 
 /// The 3-D dims of a header, after checking dimensionality and sizes.
@@ -617,8 +854,10 @@ fn decode_voxels(raw: &[u8], dtype: DataType, big_endian: bool, scaling: Scaling
     }
 }
 
-/// Reject volumes with NaN or infinite values, saying how many and where.
-fn check_finite(path: &Path, data: &[f32], dims: [usize; 3]) -> Result<()> {
+/// How many NaN and infinite values `data` holds and where the first is
+/// (`2 NaN and 1 infinite voxel value(s) (after scaling; first at voxel
+/// (1, 1, 0))`); `None` when all are finite.
+fn describe_non_finite(data: &[f32], dims: [usize; 3]) -> Option<String> {
     let mut n_nan = 0usize;
     let mut n_inf = 0usize;
     let mut first = None;
@@ -632,17 +871,12 @@ fn check_finite(path: &Path, data: &[f32], dims: [usize; 3]) -> Result<()> {
         }
         first.get_or_insert(i);
     }
-    let Some(first) = first else {
-        return Ok(());
-    };
+    let first = first?;
     let [nx, ny, _] = dims;
     let (x, y, z) = (first % nx, (first / nx) % ny, first / (nx * ny));
-    Err(format_error(
-        path,
-        format!(
-            "{n_nan} NaN and {n_inf} infinite voxel value(s) (after scaling; first at voxel \
-             ({x}, {y}, {z})): adGAN needs finite intensities"
-        ),
+    Some(format!(
+        "{n_nan} NaN and {n_inf} infinite voxel value(s) (after scaling; first at voxel \
+         ({x}, {y}, {z}))"
     ))
 }
 
@@ -1320,7 +1554,7 @@ mod tests {
     }
 
     #[test]
-    fn non_finite_voxels_are_format_errors() {
+    fn non_finite_voxels_are_background_outside_the_brain() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("nan.nii");
         let mut values = [1.0f32; 8];
@@ -1334,10 +1568,55 @@ mod tests {
             false,
             false,
         );
-        let message = format_message(read_volume(&path));
-        assert!(message.contains("2 NaN"), "{message}");
-        assert!(message.contains("1 infinite"), "{message}");
-        assert!(message.contains("(1, 1, 0)"), "{message}");
+        // Read as they are, and described.
+        let what = read_volume(&path).unwrap().non_finite().unwrap();
+        assert!(
+            what.contains("2 NaN") && what.contains("1 infinite"),
+            "{what}"
+        );
+        assert!(what.contains("(1, 1, 0)"), "{what}");
+        // A case without a mask: background (0), with a warning naming the file.
+        let (case, _) = Case::from_files(std::slice::from_ref(&path), None, None).unwrap();
+        let expect: Vec<f32> = values
+            .iter()
+            .map(|v| if v.is_finite() { *v } else { 0.0 })
+            .collect();
+        assert_eq!(case.channels[0], expect);
+        assert_eq!(case.warnings.len(), 1, "{:?}", case.warnings);
+        assert!(case.warnings[0].contains("nan.nii") && case.warnings[0].contains("background"));
+        // A brain mask that keeps them out: the same, said so.
+        let mask = |name: &str, on: [u8; 8]| {
+            let p = dir.path().join(name);
+            write_raw(&p, &header(&[2, 2, 2], 2, 8, 0.0, 0.0), &on, false, false);
+            p
+        };
+        let outside = mask("outside.nii", [1, 1, 1, 0, 1, 0, 0, 1]);
+        let (case, _) =
+            Case::from_files(std::slice::from_ref(&path), Some(&outside), None).unwrap();
+        assert!(
+            case.warnings[0].contains("outside the brain mask"),
+            "{:?}",
+            case.warnings
+        );
+        // A brain mask holding one: refused, naming the file and the mask.
+        let inside = mask("inside.nii", [1, 1, 1, 1, 1, 0, 0, 1]);
+        let e = Case::from_files(std::slice::from_ref(&path), Some(&inside), None).unwrap_err();
+        let m = e.to_string();
+        assert!(m.contains("nan.nii") && m.contains("inside.nii"), "{m}");
+        assert!(m.contains("1 of them inside the brain mask"), "{m}");
+        // NaN in a label is outside it.
+        let label = dir.path().join("label.nii");
+        write_raw(
+            &label,
+            &header(&[2, 2, 1], 16, 32, 1.0, 0.0),
+            &f32_payload(&[1.0, f32::NAN, 0.0, 2.0]),
+            false,
+            false,
+        );
+        assert_eq!(
+            read_mask(&label, [2, 2, 1]).unwrap(),
+            vec![true, false, false, true]
+        );
     }
 
     #[test]

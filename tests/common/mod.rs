@@ -126,6 +126,7 @@ pub fn synthetic_case(dims: [usize; 3], lesion: bool) -> (Case, Vec<bool>) {
         }
     }
     let case = Case {
+        warnings: Vec::new(),
         name: "synthetic".into(),
         dims,
         channels: vec![data],
