@@ -109,6 +109,27 @@ fn bad_model_files_are_refused_with_a_reason() {
         .unwrap();
     let m = message(Model::load(&shape_path, Device::Cpu).unwrap_err());
     assert!(m.contains("shape"), "{m}");
+    // one bit flipped in the weights (the last byte of the file is data)
+    let mut flipped = bytes.clone();
+    *flipped.last_mut().unwrap() ^= 0x01;
+    let flipped_path = dir.path().join("flipped.adgan");
+    std::fs::write(&flipped_path, &flipped).unwrap();
+    let m = message(Model::load(&flipped_path, Device::Cpu).unwrap_err());
+    assert!(
+        m.contains("flipped.adgan") && m.contains("damaged") && m.contains("checksum"),
+        "{m}"
+    );
+    // the metadata edited in place (alpha's first digit), same length
+    let at = bytes.windows(5).position(|w| w == b"alpha").unwrap();
+    let digit = at + bytes[at..].iter().position(|c| c.is_ascii_digit()).unwrap();
+    let mut edited = bytes.clone();
+    edited[digit] = if edited[digit] == b'7' { b'8' } else { b'7' };
+    let edited_path = dir.path().join("edited.adgan");
+    std::fs::write(&edited_path, &edited).unwrap();
+    let m = message(Model::load(&edited_path, Device::Cpu).unwrap_err());
+    assert!(m.contains("edited.adgan") && m.contains("checksum"), "{m}");
+    // the untouched file still loads
+    Model::load(&good, Device::Cpu).unwrap();
 }
 
 #[test]
