@@ -41,6 +41,24 @@ pub const IMAGE_EXTENSIONS: [&str; 3] = ["png", "jpg", "jpeg"];
 /// Images scored per critic call when they are one window each.
 const BATCH: usize = 1024;
 
+/// Largest image read, in pixels (8192 x 8192): a header claiming more is
+/// refused before anything is allocated for it.
+pub const MAX_IMAGE_PIXELS: usize = 1 << 26;
+
+/// Refuse an image whose header claims more than [`MAX_IMAGE_PIXELS`].
+fn check_claimed_size(path: &Path, width: usize, height: usize) -> Result<()> {
+    match width.checked_mul(height) {
+        Some(n) if n <= MAX_IMAGE_PIXELS => Ok(()),
+        _ => Err(Error::format(
+            path,
+            format!(
+                "the header claims {width}x{height} pixels, more than adGAN reads \
+                 ({MAX_IMAGE_PIXELS} pixels)"
+            ),
+        )),
+    }
+}
+
 /// Whether a path names an image file (by its extension).
 pub fn is_image_path(path: &Path) -> bool {
     path.extension()
@@ -132,6 +150,8 @@ fn decode_png(path: &Path) -> Result<Decoded> {
     decoder.set_transformations(png::Transformations::EXPAND);
     let bad = |e: png::DecodingError| Error::format(path, format!("not a readable PNG: {e}"));
     let mut reader = decoder.read_info().map_err(bad)?;
+    let header = reader.info();
+    check_claimed_size(path, header.width as usize, header.height as usize)?;
     let mut buf = vec![0u8; reader.output_buffer_size()];
     let info = reader.next_frame(&mut buf).map_err(bad)?;
     let samples = match info.color_type {
@@ -170,6 +190,14 @@ fn decode_png(path: &Path) -> Result<Decoded> {
 fn decode_jpeg(path: &Path) -> Result<Decoded> {
     let file = File::open(path).map_err(|e| Error::io(path, e))?;
     let mut decoder = jpeg_decoder::Decoder::new(BufReader::new(file));
+    decoder
+        .read_info()
+        .map_err(|e| Error::format(path, format!("not a readable JPEG: {e}")))?;
+    if let Some(header) = decoder.info() {
+        check_claimed_size(path, header.width as usize, header.height as usize)?;
+    }
+    // At most 4 bytes (CMYK) per pixel.
+    decoder.set_max_decoding_buffer_size(4 * MAX_IMAGE_PIXELS);
     let pixels = decoder
         .decode()
         .map_err(|e| Error::format(path, format!("not a readable JPEG: {e}")))?;

@@ -197,3 +197,17 @@ fn bad_options_are_refused_before_any_work() {
     .unwrap_err();
     assert!(message(e).contains("training patch"));
 }
+
+#[test]
+fn an_image_header_claiming_a_terabyte_is_refused_before_allocating() {
+    // Found by the image fuzzer (fuzz/regressions/image/png-claims-1tb): a
+    // PNG header of 128 x 2,113,929,344 pixels made the reader allocate its
+    // claim (1 TB) and abort where the allocation fails.
+    let input = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("fuzz/regressions/image/png-claims-1tb");
+    let dir = tempfile::tempdir().unwrap();
+    let png = dir.path().join("claims.png");
+    std::fs::write(&png, &std::fs::read(input).unwrap()[1..]).unwrap();
+    let e = adgan::images::read_image(&png).unwrap_err().to_string();
+    assert!(e.contains("claims.png") && e.contains("claims 128x"), "{e}");
+}
