@@ -111,3 +111,60 @@ fn a_killed_training_resumes_to_the_same_model() {
     assert_eq!(ma.meta.calibration, mb.meta.calibration);
     assert!(mb.meta.budget.resumed_at.is_some());
 }
+
+#[test]
+fn a_checkpoint_that_cannot_be_written_fails_and_keeps_the_last_one() {
+    // The disk "fills up" (a file-size limit: writes past 1 MB fail with
+    // EFBIG) when training writes its next checkpoint: the run stops with
+    // a message naming the checkpoint, the previous checkpoint is intact,
+    // no temporary file is left, and a rerun with room resumes from it.
+    let dir = tempfile::tempdir().unwrap();
+    let (case, _) = common::synthetic_case([64, 64, 12], false);
+    let volume = dir.path().join("normal.nii.gz");
+    adgan::io::nifti::write_f32_volume(&volume, case.dims, None, &case.channels[0], "test")
+        .unwrap();
+    let out = dir.path().join("full.adgan");
+    let ckpt = dir.path().join("full.adgan.ckpt");
+    let args = train_args(&volume, &out);
+    let (killed, _) = run(&args, Some(("wgan", 12)));
+    assert!(killed && ckpt.exists());
+    let before = std::fs::read(&ckpt).unwrap();
+
+    let mut quoted = vec![format!("'{}'", env!("CARGO_BIN_EXE_adgan"))];
+    quoted.extend(args.iter().map(|a| format!("'{a}'")));
+    let o = Command::new("bash")
+        .arg("-c")
+        .arg(format!(
+            "trap '' XFSZ; ulimit -f 1024; exec {}",
+            quoted.join(" ")
+        ))
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("full.adgan.ckpt") && err.contains("write failed"),
+        "{err}"
+    );
+    assert_eq!(
+        std::fs::read(&ckpt).unwrap(),
+        before,
+        "the last checkpoint is intact"
+    );
+    let mut names: Vec<String> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    assert_eq!(
+        names,
+        ["full.adgan.ckpt", "normal.nii.gz"],
+        "no temporary file left"
+    );
+
+    let (_, log) = run(&args, None);
+    assert!(
+        log.contains("resuming from checkpoint") && out.exists(),
+        "{log}"
+    );
+}
