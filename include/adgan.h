@@ -647,7 +647,9 @@ int32_t adgan_train_options_set_channel_names(AdganTrainOptions *options,
  * - `exclude_paths`: NULL or `n_cases` entries, each a label file of voxels
  *   to keep out of training (non-zero = exclude, e.g. lesions) or NULL.
  * - `progress` (may be NULL) is called with `user_data` during the work;
- *   returning non-zero cancels.
+ *   returning non-zero cancels. `ADGAN_STAGE_PREPARE` counts the cases
+ *   twice: once as each is read, once as its patches are cut; either may
+ *   be cancelled.
  * - On success `*out_model` receives a new model owned by the caller (free
  *   it with `adgan_model_free()`); on failure it is set to NULL.
  *

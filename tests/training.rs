@@ -226,3 +226,37 @@ fn a_real_volume_is_scored_into_a_map_on_its_grid() {
     assert_eq!(back.header.srow_x, like.header.srow_x);
     assert_eq!(back.data, r.map);
 }
+
+#[test]
+fn cutting_training_patches_reports_each_case_and_can_be_cancelled() {
+    let cases: Vec<adgan::Case> = (0..3)
+        .map(|_| common::synthetic_case([48, 48, 6], false).0)
+        .collect();
+    let c = common::tiny_config(2, 2);
+    let mut seen = Vec::new();
+    let data =
+        adgan::TrainingData::from_cases_with_progress(&cases, vec!["flair".into()], &c, &mut |p| {
+            seen.push((p.stage, p.iteration, p.total));
+            true
+        })
+        .unwrap();
+    assert!(data.patches.size()[0] > 0);
+    let prepare = adgan::progress::Stage::Prepare;
+    assert_eq!(
+        seen,
+        vec![(prepare, 1, 3), (prepare, 2, 3), (prepare, 3, 3)]
+    );
+    // Cancelled after the first case: nothing more is cut.
+    let mut calls = 0;
+    let r = adgan::TrainingData::from_cases_with_progress(
+        &cases,
+        vec!["flair".into()],
+        &c,
+        &mut |_| {
+            calls += 1;
+            false
+        },
+    );
+    assert!(matches!(r, Err(adgan::Error::Cancelled)));
+    assert_eq!(calls, 1);
+}

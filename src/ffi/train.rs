@@ -16,7 +16,8 @@ fn run_training(
 ) -> FfiResult<Model> {
     let device = parse_device(&o.device)?;
     let names = channel_names(&o.channel_names, cases[0].channels.len())?;
-    let data = TrainingData::from_cases(cases, names, &o.config)?;
+    // Cutting patches reports (and may be cancelled) case by case too.
+    let data = TrainingData::from_cases_with_progress(cases, names, &o.config, progress)?;
     let checkpointing = Checkpointing {
         path: o.checkpoint.clone(),
         restart: o.restart,
@@ -83,7 +84,9 @@ const MAX_CHANNELS: usize = 1024;
 /// - `exclude_paths`: NULL or `n_cases` entries, each a label file of voxels
 ///   to keep out of training (non-zero = exclude, e.g. lesions) or NULL.
 /// - `progress` (may be NULL) is called with `user_data` during the work;
-///   returning non-zero cancels.
+///   returning non-zero cancels. `ADGAN_STAGE_PREPARE` counts the cases
+///   twice: once as each is read, once as its patches are cut; either may
+///   be cancelled.
 /// - On success `*out_model` receives a new model owned by the caller (free
 ///   it with `adgan_model_free()`); on failure it is set to NULL.
 ///

@@ -61,6 +61,18 @@ impl TrainingData {
         channel_names: Vec<String>,
         config: &TrainConfig,
     ) -> Result<TrainingData> {
+        Self::from_cases_with_progress(cases, channel_names, config, &mut |_| true)
+    }
+
+    /// [`TrainingData::from_cases`], reporting each case done as the
+    /// `Prepare` stage; `progress` returning false cancels
+    /// ([`Error::Cancelled`]) before the next case is cut.
+    pub fn from_cases_with_progress(
+        cases: &[Case],
+        channel_names: Vec<String>,
+        config: &TrainConfig,
+        progress: &mut ProgressFn,
+    ) -> Result<TrainingData> {
         let sampling = &config.sampling;
         if cases.is_empty() {
             return Err(Error::invalid("no training volumes"));
@@ -99,6 +111,10 @@ impl TrainingData {
                 .push(norm.stats.iter().map(|s| s.background as f32).collect());
             next_group += crate::windows::slice_count(norm.dims, sampling.slice_axis) as u32;
             all.push(patches);
+            let done = Progress::new(Stage::Prepare, all.len() as u64, cases.len() as u64);
+            if !progress(&done) {
+                return Err(Error::Cancelled);
+            }
         }
         let patches = Tensor::cat(&all, 0);
         if channel_names.len() != channels {
