@@ -4,7 +4,7 @@
 //!   plus `$ORIGIN`-relative entries for an installed prefix;
 //! - libtorch_cuda linked with `--no-as-needed` when the torch build has it,
 //!   so CUDA kernels are registered and `--device auto` finds a GPU;
-//! - a SONAME for the cdylib.
+//! - a SONAME for the cdylib: `libadgan.so.<ADGAN_ABI_VERSION>`.
 
 use std::path::PathBuf;
 use std::process::Command;
@@ -58,6 +58,18 @@ fn main() {
         println!("cargo:rustc-link-arg=-ltorch_cuda");
         println!("cargo:rustc-link-arg=-Wl,--as-needed");
     }
-    let major = std::env::var("CARGO_PKG_VERSION_MAJOR").unwrap_or_else(|_| "0".into());
-    println!("cargo:rustc-cdylib-link-arg=-Wl,-soname,libadgan.so.{major}");
+    println!("cargo:rustc-cdylib-link-arg=-Wl,-soname,libadgan.so.{}", abi_version());
+}
+
+/// `ADGAN_ABI_VERSION` as src/ffi/mod.rs defines it: the SONAME is
+/// `libadgan.so.<ABI version>`, so binaries built against one ABI never
+/// load a library of an incompatible one (tests/abi.rs keeps the ABI).
+fn abi_version() -> u32 {
+    let path = "src/ffi/mod.rs";
+    println!("cargo:rerun-if-changed={path}");
+    let text = std::fs::read_to_string(path).expect("src/ffi/mod.rs is readable");
+    text.lines()
+        .find_map(|l| l.trim().strip_prefix("pub const ADGAN_ABI_VERSION: u32 = "))
+        .and_then(|v| v.trim_end_matches(';').trim().parse().ok())
+        .expect("src/ffi/mod.rs defines `pub const ADGAN_ABI_VERSION: u32 = N;`")
 }

@@ -2,7 +2,8 @@
 # Installs adGAN's C API and command line under a prefix:
 #   bin/adgan
 #   include/adgan.h
-#   lib/libadgan.so.X.Y.Z, lib/libadgan.so.X (the SONAME), lib/libadgan.so
+#   lib/libadgan.so.X.Y.Z, lib/libadgan.so.A (the SONAME; A = ADGAN_ABI_VERSION),
+#   lib/libadgan.so
 #   lib/adgan-torch -> the libtorch lib directory the build linked against
 #                      (a link: libtorch is gigabytes)
 #   lib/cmake/adgan/adganConfig.cmake, adganConfigVersion.cmake
@@ -40,10 +41,10 @@ torch_version="$("${VIRTUAL_ENV:-$root/.venv}/bin/python" -c 'import torch; prin
 mkdir -p "$prefix/bin" "$prefix/include" "$prefix/lib/cmake/adgan" "$prefix/lib/pkgconfig"
 install -m 0755 "$build/adgan" "$prefix/bin/adgan"
 install -m 0644 "$root/include/adgan.h" "$prefix/include/adgan.h"
-rm -f "$prefix/lib/libadgan.so" "$prefix/lib/libadgan.so.$major" "$prefix/lib/libadgan.so.$version"
+rm -f "$prefix/lib/libadgan.so" "$prefix/lib/libadgan.so.$abi" "$prefix/lib/libadgan.so.$version"
 install -m 0755 "$build/libadgan.so" "$prefix/lib/libadgan.so.$version"
-ln -s "libadgan.so.$version" "$prefix/lib/libadgan.so.$major"
-ln -s "libadgan.so.$major" "$prefix/lib/libadgan.so"
+ln -s "libadgan.so.$version" "$prefix/lib/libadgan.so.$abi"
+ln -s "libadgan.so.$abi" "$prefix/lib/libadgan.so"
 rm -rf "$prefix/lib/adgan-torch"
 ln -s "$torch_lib" "$prefix/lib/adgan-torch"
 
@@ -60,8 +61,8 @@ subst "$root/cmake/adganConfigVersion.cmake.in" "$prefix/lib/cmake/adgan/adganCo
 subst "$root/cmake/adgan.pc.in" "$prefix/lib/pkgconfig/adgan.pc"
 
 soname="$(readelf -d "$prefix/lib/libadgan.so.$version" | sed -n 's/.*SONAME.*\[\(.*\)\]/\1/p')"
-if [ "$soname" != "libadgan.so.$major" ]; then
-  echo "install: libadgan.so has SONAME '$soname', expected libadgan.so.$major" >&2
+if [ "$soname" != "libadgan.so.$abi" ]; then
+  echo "install: libadgan.so has SONAME '$soname', expected libadgan.so.$abi (ADGAN_ABI_VERSION)" >&2
   exit 1
 fi
 echo "installed adgan $version in $prefix (libtorch: $torch_lib)"
