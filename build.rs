@@ -58,7 +58,10 @@ fn main() {
         println!("cargo:rustc-link-arg=-ltorch_cuda");
         println!("cargo:rustc-link-arg=-Wl,--as-needed");
     }
-    println!("cargo:rustc-cdylib-link-arg=-Wl,-soname,libadgan.so.{}", abi_version());
+    println!(
+        "cargo:rustc-cdylib-link-arg=-Wl,-soname,libadgan.so.{}",
+        abi_version()
+    );
 }
 
 /// `ADGAN_ABI_VERSION` as src/ffi/mod.rs defines it: the SONAME is

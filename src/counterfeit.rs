@@ -91,6 +91,19 @@ fn choose(b: i64, count: usize, rng: &mut Rng, device: tch::Device) -> Vec<Tenso
         .collect()
 }
 
+/// Per patch and channel `[B, C, 1, 1]`: a shift of 0.5 to 3 (standard
+/// deviations after normalisation), brighter or darker with equal odds.
+fn signed_shift(b: i64, c: i64, rng: &mut Rng, device: tch::Device) -> Tensor {
+    let amp = rng.uniform(&[b, c, 1, 1], 0.5, 3.0, device);
+    let sign = rng
+        .uniform(&[b, c, 1, 1], 0.0, 1.0, device)
+        .ge(0.5)
+        .to_kind(Kind::Float)
+        * 2.0
+        - 1.0;
+    amp * sign
+}
+
 /// Counterfeits of a batch of normal patches `[B, C, 32, 32]`: each patch
 /// becomes one synthetic anomaly of a kind drawn uniformly from `kinds`.
 /// Values stay finite; nothing outside the region changes.
@@ -111,16 +124,7 @@ pub fn make(x: &Tensor, kinds: &[Counterfeit], rng: &mut Rng) -> Tensor {
                 let w = &m * a;
                 x * (w.ones_like() - &w) + other * &w
             }
-            Counterfeit::Intensity => {
-                let amp = rng.uniform(&[b, c, 1, 1], 0.5, 3.0, device);
-                let sign = rng
-                    .uniform(&[b, c, 1, 1], 0.0, 1.0, device)
-                    .ge(0.5)
-                    .to_kind(Kind::Float)
-                    * 2.0
-                    - 1.0;
-                x + &m * amp * sign
-            }
+            Counterfeit::Intensity => x + &m * signed_shift(b, c, rng, device),
             Counterfeit::Texture => {
                 let blurred = x.avg_pool2d([5, 5], [1, 1], [2, 2], false, false, None::<i64>);
                 let sigma = rng.uniform(&[b, 1, 1, 1], 0.3, 1.0, device);
@@ -131,14 +135,7 @@ pub fn make(x: &Tensor, kinds: &[Counterfeit], rng: &mut Rng) -> Tensor {
             }
             Counterfeit::Fill => {
                 let smooth = x.avg_pool2d([9, 9], [1, 1], [4, 4], false, false, None::<i64>);
-                let amp = rng.uniform(&[b, c, 1, 1], 0.5, 3.0, device);
-                let sign = rng
-                    .uniform(&[b, c, 1, 1], 0.0, 1.0, device)
-                    .ge(0.5)
-                    .to_kind(Kind::Float)
-                    * 2.0
-                    - 1.0;
-                let t = smooth + amp * sign;
+                let t = smooth + signed_shift(b, c, rng, device);
                 x * (m.ones_like() - &m) + t * &m
             }
         };
