@@ -39,10 +39,22 @@ impl From<tch::TchError> for Error {
 /// libtorch's message without the C++ backtrace it may carry.
 fn first_part(message: &str) -> String {
     let cut = message
-        .find("\nException raised from")
-        .or_else(|| message.find("Exception raised from"))
+        .find("Exception raised from")
         .unwrap_or(message.len());
     message[..cut].trim().to_string()
+}
+
+/// The message of a caught panic (`&str` or `String` payloads; anything
+/// else is "unknown panic payload"). The FFI boundary and the command line
+/// both read panics with it.
+pub fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+    if let Some(s) = payload.downcast_ref::<&str>() {
+        (*s).to_string()
+    } else if let Some(s) = payload.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "unknown panic payload".to_string()
+    }
 }
 
 /// The library's error for a panic raised inside libtorch through one of

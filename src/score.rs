@@ -256,7 +256,41 @@ fn centred_kernel(sigma: f64) -> Vec<f64> {
         .collect()
 }
 
+impl Painting {
+    /// Per window pixel (row-major), the Gaussian weight of
+    /// [`Painting::Centred`]; empty for the other paintings.
+    fn kernel(self) -> Vec<f64> {
+        match self {
+            Painting::Centred(sigma) => centred_kernel(sigma),
+            Painting::Mean | Painting::Attribution(_) => Vec::new(),
+        }
+    }
+}
+
 impl Model {
+    /// Raw critic outputs of the windows `patches`, and for the attribution
+    /// painting each window pixel's weight: its attribution relative to the
+    /// window's brain pixels (`in_brain`, asked for only then). Both on the
+    /// CPU, flattened. Scoring and the map calibration paint with these.
+    fn scores_and_weights(
+        &self,
+        patches: &tch::Tensor,
+        in_brain: impl FnOnce() -> tch::Tensor,
+        painting: Painting,
+        batch: usize,
+    ) -> Result<(Vec<f32>, Option<Vec<f32>>)> {
+        match painting {
+            Painting::Attribution(k) => {
+                let (raw, attr) = self.raw_scores_and_attributions(patches, batch)?;
+                let weights = relative_attribution(&attr, &in_brain(), k);
+                Ok((to_f32_vec(&raw)?, Some(to_f32_vec(&weights)?)))
+            }
+            Painting::Mean | Painting::Centred(_) => {
+                Ok((to_f32_vec(&self.raw_scores(patches, batch)?)?, None))
+            }
+        }
+    }
+
     /// How maps of normal tissue look under `painting`: the held-out normal
     /// windows `patches` (`[N, C, 32, 32]`, cut at `stride`) painted onto
     /// their slices (`groups`) at their origins (`origins`: case, row,
@@ -296,22 +330,10 @@ impl Model {
             .f_ne_tensor(&bg)?
             .any_dim(1, false)
             .to_kind(tch::Kind::Float);
-        let (raw, weights) = match painting {
-            Painting::Attribution(k) => {
-                let (r, a) = self.raw_scores_and_attributions(patches, batch)?;
-                (
-                    r,
-                    Some(to_f32_vec(&relative_attribution(&a, &in_brain, k))?),
-                )
-            }
-            Painting::Mean | Painting::Centred(_) => (self.raw_scores(patches, batch)?, None),
-        };
-        let raw = to_f32_vec(&raw)?;
+        let (raw, weights) =
+            self.scores_and_weights(patches, || in_brain.shallow_clone(), painting, batch)?;
         let brain_px = to_f32_vec(&in_brain)?;
-        let kernel = match painting {
-            Painting::Centred(sigma) => centred_kernel(sigma),
-            Painting::Mean | Painting::Attribution(_) => Vec::new(),
-        };
+        let kernel = painting.kernel();
         let mut by_slice: std::collections::BTreeMap<u32, Vec<usize>> = Default::default();
         for (i, &g) in groups.iter().enumerate() {
             by_slice.entry(g).or_default().push(i);
@@ -413,10 +435,7 @@ impl Model {
         let mut table = Vec::new();
         let mut scored = 0usize;
         let brain = to_f32_vec(&norm.brain)?;
-        let kernel = match opts.painting {
-            Painting::Centred(sigma) => centred_kernel(sigma),
-            Painting::Mean | Painting::Attribution(_) => Vec::new(),
-        };
+        let kernel = opts.painting.kernel();
         let walk = crate::windows::slices(dims, &norm.brain, &data, &bg_dev, axis, opts.stride);
         for sw in walk {
             let sw = sw?;
@@ -427,16 +446,12 @@ impl Model {
                 .collect();
             if !any.is_empty() {
                 let patches = sw.patches(&any);
-                let (raw, attr) = if let Painting::Attribution(k) = opts.painting {
-                    let (r, a) = self.raw_scores_and_attributions(&patches, opts.batch_size)?;
-                    let a = relative_attribution(&a, &sw.brain_patches(&any), k);
-                    (to_f32_vec(&r)?, Some(to_f32_vec(&a)?))
-                } else {
-                    (
-                        to_f32_vec(&self.raw_scores(&patches, opts.batch_size)?)?,
-                        None,
-                    )
-                };
+                let (raw, attr) = self.scores_and_weights(
+                    &patches,
+                    || sw.brain_patches(&any),
+                    opts.painting,
+                    opts.batch_size,
+                )?;
                 scored += raw.len();
                 let mut strong = Vec::new();
                 let mut weak = Vec::new();

@@ -68,13 +68,19 @@ fn run(args: &[String], kill_at: Option<(&str, u64)>) -> (bool, String) {
     (killed, log)
 }
 
+/// A synthetic normal volume written as `normal.nii.gz` in `dir`.
+fn normal_volume(dir: &Path) -> std::path::PathBuf {
+    let (case, _) = common::synthetic_case([64, 64, 12], false);
+    let volume = dir.join("normal.nii.gz");
+    adgan::io::nifti::write_f32_volume(&volume, case.dims, None, &case.channels[0], "test")
+        .unwrap();
+    volume
+}
+
 #[test]
 fn a_killed_training_resumes_to_the_same_model() {
     let dir = tempfile::tempdir().unwrap();
-    let (case, _) = common::synthetic_case([64, 64, 12], false);
-    let volume = dir.path().join("normal.nii.gz");
-    adgan::io::nifti::write_f32_volume(&volume, case.dims, None, &case.channels[0], "test")
-        .unwrap();
+    let volume = normal_volume(dir.path());
     let straight = dir.path().join("straight.adgan");
     run(&train_args(&volume, &straight), None);
 
@@ -119,10 +125,7 @@ fn a_checkpoint_that_cannot_be_written_fails_and_keeps_the_last_one() {
     // a message naming the checkpoint, the previous checkpoint is intact,
     // no temporary file is left, and a rerun with room resumes from it.
     let dir = tempfile::tempdir().unwrap();
-    let (case, _) = common::synthetic_case([64, 64, 12], false);
-    let volume = dir.path().join("normal.nii.gz");
-    adgan::io::nifti::write_f32_volume(&volume, case.dims, None, &case.channels[0], "test")
-        .unwrap();
+    let volume = normal_volume(dir.path());
     let out = dir.path().join("full.adgan");
     let ckpt = dir.path().join("full.adgan.ckpt");
     let args = train_args(&volume, &out);

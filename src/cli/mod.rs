@@ -406,7 +406,7 @@ pub fn run() -> i32 {
     let result = match std::panic::catch_unwind(run_command) {
         Ok(result) => result,
         Err(payload) => {
-            let message = panic_text(payload.as_ref());
+            let message = adgan::error::panic_message(payload.as_ref());
             if is_broken_pipe(&message) {
                 // The reader went away (`adgan info m | head`): stop as a
                 // Unix tool killed by SIGPIPE would, without a message.
@@ -438,16 +438,6 @@ pub fn run() -> i32 {
     }
 }
 
-fn panic_text(payload: &(dyn std::any::Any + Send)) -> String {
-    if let Some(s) = payload.downcast_ref::<&str>() {
-        (*s).to_string()
-    } else if let Some(s) = payload.downcast_ref::<String>() {
-        s.clone()
-    } else {
-        String::new()
-    }
-}
-
 /// `println!` panics when standard output is a closed pipe.
 fn is_broken_pipe(message: &str) -> bool {
     message.contains("failed printing to stdout") && message.contains("Broken pipe")
@@ -458,7 +448,7 @@ fn is_broken_pipe(message: &str) -> bool {
 fn quiet_panics_for_expected_failures() {
     let default = std::panic::take_hook();
     std::panic::set_hook(Box::new(move |info| {
-        let message = panic_text(info.payload());
+        let message = adgan::error::panic_message(info.payload());
         if is_broken_pipe(&message) || adgan::error::torch_error_of_panic(&message).is_some() {
             return;
         }

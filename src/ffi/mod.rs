@@ -199,16 +199,6 @@ fn message_of(e: &Error) -> String {
     }
 }
 
-fn panic_message(payload: &(dyn Any + Send)) -> String {
-    if let Some(s) = payload.downcast_ref::<&str>() {
-        (*s).to_string()
-    } else if let Some(s) = payload.downcast_ref::<String>() {
-        s.clone()
-    } else {
-        "unknown panic payload".to_string()
-    }
-}
-
 type FfiResult<T = ()> = std::result::Result<T, Error>;
 
 /// Run the body of an exported function: clear the thread's last error,
@@ -231,7 +221,7 @@ fn guard(body: impl FnOnce() -> FfiResult) -> i32 {
 /// are `ADGAN_STATUS_TORCH` with libtorch's message, anything else a bug
 /// (`ADGAN_STATUS_PANIC`).
 fn status_of_panic(payload: &(dyn Any + Send)) -> AdganStatus {
-    let message = panic_message(payload);
+    let message = crate::error::panic_message(payload);
     match crate::error::torch_error_of_panic(&message) {
         Some(e) => {
             set_last_error(&message_of(&e));
