@@ -254,6 +254,33 @@ fn train_score_info_in_json_mode() {
     assert!(o.status.success(), "{}", stderr(&o));
     let map = adgan::io::nifti::read_volume(&p("map.nii")).unwrap();
     assert_eq!(map.dims, case.dims);
+    // The result states the anomaly burden the map shows: brain voxels at or
+    // above the model's threshold, as a count, a fraction and millilitres.
+    let out = String::from_utf8_lossy(&o.stdout);
+    let r: serde_json::Value = serde_json::from_str(out.lines().last().unwrap()).unwrap();
+    assert_eq!(r["event"], "result");
+    let brain = case.brain_mask();
+    let threshold = r["threshold"].as_f64().unwrap();
+    let above = map
+        .data
+        .iter()
+        .zip(&brain)
+        .filter(|&(&v, &b)| b && v as f64 >= threshold)
+        .count();
+    let brain_voxels = brain.iter().filter(|&&b| b).count();
+    assert_eq!(r["brain_voxels"], brain_voxels);
+    assert_eq!(r["voxels_above_threshold"], above);
+    assert!(
+        above > 0 && above < brain_voxels / 2,
+        "{above} of {brain_voxels}"
+    );
+    let fraction = r["anomalous_fraction"].as_f64().unwrap();
+    assert!((fraction - above as f64 / brain_voxels as f64).abs() < 1e-12);
+    let voxel_ml = r["voxel_volume_ml"].as_f64().unwrap();
+    assert!((voxel_ml - 0.001).abs() < 1e-9, "1 mm voxels: {voxel_ml}");
+    let ml = r["anomalous_volume_ml"].as_f64().unwrap();
+    assert!((ml - above as f64 * voxel_ml).abs() < 1e-9);
+    assert_eq!(r["device"], "cpu");
     let csv = std::fs::read_to_string(p("t.csv")).unwrap();
     assert!(csv.starts_with("slice_axis,slice,row,col,x,y,z,brain_fraction,raw,score"));
     assert!(csv.lines().count() > 10);
@@ -299,4 +326,31 @@ fn a_closed_output_pipe_ends_quietly() {
     let err = stderr(&o);
     assert_eq!(o.status.code(), Some(141), "{err}");
     assert!(!err.contains("panicked"), "{err}");
+}
+
+#[test]
+fn devices_lists_the_cpu_and_what_auto_picks() {
+    let o = adgan(&["devices", "--json"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let r: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(r["event"], "result");
+    let devices: Vec<&str> = r["devices"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d.as_str().unwrap())
+        .collect();
+    let cuda = r["cuda_device_count"].as_u64().unwrap() as usize;
+    assert_eq!(devices[0], "cpu");
+    assert_eq!(devices.len(), 1 + cuda);
+    for (i, d) in devices[1..].iter().enumerate() {
+        assert_eq!(*d, format!("cuda:{i}"));
+    }
+    let default = r["default"].as_str().unwrap();
+    assert_eq!(default, if cuda > 0 { "cuda:0" } else { "cpu" });
+    assert!(r["cpu_threads"].as_u64().unwrap() >= 1);
+    // Without --json: one device a line, the CPU first.
+    let o = adgan(&["devices"]);
+    assert!(o.status.success());
+    assert!(String::from_utf8_lossy(&o.stdout).starts_with("cpu"));
 }

@@ -1,7 +1,7 @@
 //! The commands: each turns parsed arguments into library calls.
 
 use super::ui::Reporter;
-use super::{Common, DemoArgs, InfoArgs, ScoreArgs, TrainArgs};
+use super::{Common, DemoArgs, DevicesArgs, InfoArgs, ScoreArgs, TrainArgs};
 use adgan::error::{Error, Result};
 use adgan::preprocess::Case;
 use adgan::train::{Checkpointing, TrainConfig, TrainingData};
@@ -383,25 +383,65 @@ pub fn score(a: ScoreArgs) -> Result<()> {
         .meta
         .calibration
         .threshold_for(&opts.painting.to_string());
+    // The anomaly burden: brain voxels at or above the model's threshold,
+    // as a count, a fraction of the brain and a volume.
+    let brain = case.brain_mask();
+    let brain_voxels = brain.iter().filter(|&&b| b).count();
     let above = result
         .map
         .iter()
-        .filter(|&&v| v as f64 >= threshold)
+        .zip(&brain)
+        .filter(|&(&v, &b)| b && v as f64 >= threshold)
         .count();
+    let voxel_ml = like.spacing().iter().map(|&s| s as f64).product::<f64>() / 1000.0;
+    let fraction = if brain_voxels > 0 {
+        above as f64 / brain_voxels as f64
+    } else {
+        0.0
+    };
     ui.info(&format!(
-        "wrote {} ({} windows in {:.1}s; max score {:.2}; {} voxel(s) at or above the threshold {:.2})",
+        "wrote {} ({} windows in {:.1}s; max score {:.2}; {} brain voxel(s), {:.2} mL, at or above the threshold {:.2})",
         a.out.display(),
         result.windows_scored,
         result.seconds,
         max,
         above,
+        above as f64 * voxel_ml,
         threshold
     ));
     ui.result(json!({
         "map": a.out, "patches": a.patches, "windows": result.windows_scored,
         "seconds": result.seconds, "max_score": max, "voxels_above_threshold": above,
-        "threshold": threshold,
+        "threshold": threshold, "brain_voxels": brain_voxels, "anomalous_fraction": fraction,
+        "voxel_volume_ml": voxel_ml, "anomalous_volume_ml": above as f64 * voxel_ml,
+        "device": adgan::device::device_name(device),
     }));
+    Ok(())
+}
+
+/// The devices `--device` accepts here: `cpu`, then `cuda:0`, `cuda:1`, ...
+/// as libtorch sees them; `default` is what `auto` picks.
+pub fn devices(a: DevicesArgs) -> Result<()> {
+    let cuda = adgan::device::cuda_device_count();
+    let mut names = vec!["cpu".to_string()];
+    names.extend((0..cuda).map(|i| format!("cuda:{i}")));
+    let default = adgan::device::device_name(adgan::device::parse_device("auto")?);
+    let threads = tch::get_num_threads();
+    if a.json {
+        println!(
+            "{}",
+            json!({"event": "result", "devices": names, "default": default,
+                   "cuda_device_count": cuda, "cpu_threads": threads})
+        );
+    } else {
+        for n in &names {
+            let note = if *n == default { "  (auto)" } else { "" };
+            println!("{n}{note}");
+        }
+        if cuda == 0 {
+            eprintln!("libtorch sees no CUDA device: training and scoring run on the CPU ({threads} threads)");
+        }
+    }
     Ok(())
 }
 

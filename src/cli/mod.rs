@@ -28,6 +28,8 @@ pub enum Command {
     Score(ScoreArgs),
     /// Show what a model file holds.
     Info(InfoArgs),
+    /// List the compute devices libtorch can use here (for --device).
+    Devices(DevicesArgs),
     /// Train on the shipped demo case, score another, write map, PNG and report.
     Demo(DemoArgs),
     /// Measure training and scoring speed on this machine (JSON, in the
@@ -348,6 +350,14 @@ pub struct InfoArgs {
 }
 
 #[derive(Args, Debug)]
+pub struct DevicesArgs {
+    /// One JSON object on stdout: {"event": "result", "devices": [...],
+    /// "default": ..., "cuda_device_count": N, "cpu_threads": T}.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Args, Debug)]
 pub struct DemoArgs {
     /// Output folder.
     #[arg(long, short = 'o', default_value = "demo-output")]
@@ -388,6 +398,7 @@ pub fn run() -> i32 {
         Command::Train(a) => a.common.json,
         Command::Score(a) => a.common.json,
         Command::Info(a) => a.json,
+        Command::Devices(a) => a.json,
         Command::Demo(a) => a.common.json,
         Command::Bench(a) => a.common.json,
         Command::Eval(a) => a.common.json,
@@ -398,6 +409,7 @@ pub fn run() -> i32 {
         Command::Train(a) => commands::train(a),
         Command::Score(a) => commands::score(a),
         Command::Info(a) => commands::info(a),
+        Command::Devices(a) => commands::devices(a),
         Command::Demo(a) => commands::demo(a),
         Command::Bench(a) => bench::run(a),
         Command::Eval(a) => eval::run(a),
