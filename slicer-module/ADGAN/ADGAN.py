@@ -793,17 +793,44 @@ class ADGANLogic(ScriptedLoadableModuleLogic):
             arrays.append(a)
         return arrays
 
+    @staticmethod
+    def segmentationArray(segmentationNode, referenceNode):
+        """All segments of a segmentation (hidden ones too) as one uint8 array
+        (non-zero = in a segment) on the reference volume's voxel grid.
+
+        The extent is the reference geometry's: the export's default
+        (EXTENT_UNION_OF_EFFECTIVE_SEGMENTS) would crop to the segments'
+        bounding box whenever the reference lacks voxels."""
+        if referenceNode is None or referenceNode.GetImageData() is None:
+            raise AdganError(f"{segmentationNode.GetName()}: a segmentation needs a reference volume with voxels.")
+        segmentIds = vtk.vtkStringArray()
+        segmentationNode.GetSegmentation().GetSegmentIDs(segmentIds)
+        shape = slicer.util.arrayFromVolume(referenceNode).shape
+        if segmentIds.GetNumberOfValues() == 0:
+            return np.zeros(shape, dtype=np.uint8)
+        labelNode = slicer.mrmlScene.AddNewNodeByClass("vtkMRMLLabelMapVolumeNode", "__adgan_temp__")
+        try:
+            if not slicer.modules.segmentations.logic().ExportSegmentsToLabelmapNode(
+                    segmentationNode, segmentIds, labelNode, referenceNode,
+                    slicer.vtkSegmentation.EXTENT_REFERENCE_GEOMETRY):
+                raise AdganError(f"Could not export the segmentation {segmentationNode.GetName()} "
+                                 f"onto {referenceNode.GetName()}.")
+            array = np.array(slicer.util.arrayFromVolume(labelNode) != 0, dtype=np.uint8)
+        finally:
+            display = labelNode.GetDisplayNode()
+            if display is not None and display.GetColorNode() is not None:
+                slicer.mrmlScene.RemoveNode(display.GetColorNode())
+            slicer.mrmlScene.RemoveNode(labelNode)
+        if array.shape != shape:
+            raise AdganError(f"{segmentationNode.GetName()} exported as {array.shape}, not on the voxel grid "
+                             f"of {referenceNode.GetName()} {shape}.")
+        return array
+
     def maskArray(self, maskNode, referenceNode):
         if maskNode is None:
             return None
         if maskNode.IsA("vtkMRMLSegmentationNode"):
-            labelNode = slicer.mrmlScene.AddNewNodeByClass("vtkMRMLLabelMapVolumeNode")
-            try:
-                slicer.modules.segmentations.logic().ExportVisibleSegmentsToLabelmapNode(
-                    maskNode, labelNode, referenceNode)
-                return np.array(slicer.util.arrayFromVolume(labelNode) != 0, dtype=np.uint8)
-            finally:
-                slicer.mrmlScene.RemoveNode(labelNode)
+            return self.segmentationArray(maskNode, referenceNode)
         self.volumeArrays([referenceNode, maskNode])  # same grid, or a clear error
         return np.array(slicer.util.arrayFromVolume(maskNode) != 0, dtype=np.uint8)
 
@@ -885,13 +912,8 @@ class ADGANLogic(ScriptedLoadableModuleLogic):
         """Write a volume (or a segmentation, as a label map on the reference
         grid) as NIfTI for the adgan program."""
         if node.IsA("vtkMRMLSegmentationNode"):
-            labelNode = slicer.mrmlScene.AddNewNodeByClass("vtkMRMLLabelMapVolumeNode")
-            try:
-                slicer.modules.segmentations.logic().ExportVisibleSegmentsToLabelmapNode(
-                    node, labelNode, referenceNode)
-                return self.exportVolume(labelNode, path, referenceNode, label=True)
-            finally:
-                slicer.mrmlScene.RemoveNode(labelNode)
+            array = self.segmentationArray(node, referenceNode)
+            return nifti.write(path, array, self.ijkToRas(referenceNode))
         if referenceNode is not None and node is not referenceNode:
             self.volumeArrays([referenceNode, node])
         array = slicer.util.arrayFromVolume(node)
