@@ -1,9 +1,15 @@
 """adGAN anomaly detection in 3D Slicer: train on normal MR volumes, score a
 case into a voxel anomaly map, threshold it into a segmentation.
 
-The module is Slicer glue only. Everything that needs no Slicer (loading
-libadgan with ctypes, geometry, NIfTI export, the training process runner,
-progress text) lives in ADGANLib beside this file and is tested with pytest.
+The module is Slicer glue only. Every computation runs in the ``adgan``
+program, out of Slicer's process (training, scoring, model information, the
+device list): the panel exports the volumes to temporary NIfTI files, starts
+``adgan ... --json``, polls its JSON lines from a QTimer, and reads the map
+back. A libtorch crash therefore never takes the scene down, Slicer's own
+PyTorch (if loaded) cannot clash with adgan's libtorch, and the GUI never
+waits. Everything that needs no Slicer (finding the program, the process
+runner, geometry, NIfTI, progress text) lives in ADGANLib beside this file and
+is tested with pytest.
 """
 
 import contextlib
@@ -31,19 +37,56 @@ _MODULE_DIR = os.path.dirname(os.path.abspath(__file__))
 if _MODULE_DIR not in sys.path:
     sys.path.insert(0, _MODULE_DIR)
 
-from ADGANLib import geometry, locate, maps, native, nifti  # noqa: E402
+from ADGANLib import geometry, locate, maps, nifti  # noqa: E402
 from ADGANLib import parameters as P  # noqa: E402
 from ADGANLib.errors import AdganError  # noqa: E402
-from ADGANLib.jobs import ScoreJob  # noqa: E402
-from ADGANLib.process import PRESETS, TrainingProcess, TrainOptions  # noqa: E402
+from ADGANLib.process import (  # noqa: E402
+    PRESETS,
+    JsonLinesProcess,
+    ModelInfo,
+    ScoreOptions,
+    ScoreProcess,
+    TrainingProcess,
+    TrainOptions,
+    cpu_training_estimate,
+    devices_from_final,
+    devices_process,
+    format_duration,
+    model_info_process,
+    resolve_device,
+    runs_on_cpu,
+)
 from ADGANLib.progress import STAGE_LABELS, ProgressTracker, describe, wait_for_finish  # noqa: E402
 
-SETTING_LIBRARY = "ADGAN/LibraryPath"
 SETTING_BINARY = "ADGAN/BinaryPath"
+SETTING_MODELS_FOLDER = "ADGAN/ModelsFolder"
+SETTING_RECENT_MODELS = "ADGAN/RecentModels"
+MAX_RECENT_MODELS = 10
+MODEL_SUFFIXES = (".adgan", ".safetensors")
 SEGMENT_ID = "anomaly"
 SEGMENT_NAME = "Anomalous region"
-DEVICES = [("auto", "auto (GPU when available)"), ("cpu", "CPU"), ("cuda", "CUDA GPU")]
-POLL_YIELD_SECONDS = 0.01
+SEGMENT_COLOR = (1.0, 0.85, 0.1)
+# The segment's TerminologyEntry tag. Format (7 parts separated by "~", each
+# code a "scheme^value^meaning" triplet): context ~ category ~ type ~ type
+# modifier ~ anatomic context ~ region ~ region modifier; specified in Slicer's
+# developer guide, modules/segmentations.md ("TerminologyEntry tag"), and
+# written the same way by SlicerTotalSegmentator (TotalSegmentator.py,
+# loadTotalSegmentatorLabelTerminology). Category: SNOMED CT 49755003
+# "Morphologically Altered Structure" (DICOM master list); type: SNOMED CT
+# 52988006 "Lesion" (a morphologic abnormality; the DICOM list's types under
+# that category - mass, cyst, oedema, neoplasm, ... - each claim more than an
+# anomaly map shows); region: SNOMED CT 12738006 "Brain".
+SEGMENT_TERMINOLOGY = (
+    "Segmentation category and type - DICOM master list"
+    "~SCT^49755003^Morphologically Altered Structure"
+    "~SCT^52988006^Lesion"
+    "~^^"
+    "~Anatomic codes - DICOM master list"
+    "~SCT^12738006^Brain"
+    "~^^"
+)
+DEVICES = [("auto", "auto (GPU when available)"), ("cpu", "CPU")]
+TIMER_MS = 100
 
 
 @contextlib.contextmanager
@@ -55,6 +98,15 @@ def errorsShown(message):
             yield
     except Exception:
         logging.exception(message)
+
+
+def _settingList(value):
+    """A QSettings list value (PythonQt gives a str for a one-item list)."""
+    if not value:
+        return []
+    if isinstance(value, str):
+        return [value]
+    return [str(v) for v in value]
 
 
 #
@@ -71,13 +123,16 @@ class ADGAN(ScriptedLoadableModule):
         self.parent.contributors = ["adGAN developers"]
         self.parent.helpText = """
 Unsupervised anomaly detection in brain MR: a GAN's critic trained on normal
-32x32 patches scores every voxel of a case. <b>Score</b>: choose a model file,
-one volume per channel the model needs, and Apply; the anomaly map (standard
-deviations of normal tissue) appears over the input, and the threshold slider
-makes a segmentation of the anomalous region. <b>Train</b>: choose healthy
-volumes (or patients with their lesions labelled), a preset and an output file;
-training runs in a separate <tt>adgan</tt> process and can be cancelled.
-The module needs libadgan and the adgan program: see Settings.
+32x32 patches scores every voxel of a case. <b>Score</b>: choose a model (a
+recent one, one of the models folder, or a file; its channels, budget,
+calibration and validation curve are shown), one volume per channel the model
+needs, the device, and Apply; the anomaly map (standard deviations of normal
+tissue) appears over the input, placed in the input's study, and the
+threshold slider makes a segmentation of the anomalous region. <b>Train</b>:
+choose healthy volumes (or patients with their lesions labelled), a preset and
+an output file. Scoring, training and reading a model all run in a separate
+<tt>adgan</tt> process and can be cancelled; Slicer never waits for them.
+The module needs the adgan program: see Settings.
 """
         self.parent.acknowledgementText = """
 Method: H. Shen, J. Chen, R. Wang, J. Zhang, "Counterfeit Anomaly Using
@@ -100,14 +155,17 @@ class ADGANWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self._updatingGUIFromParameterNode = False
         self._channelSelectors = []
         self._channelLabels = []
-        self._modelKey = None
-        self._model = None
+        self._modelInfo = None  # ModelInfo of the chosen model, once adgan info answered
+        self._infoPath = None  # the model path the info (or its request) is for
+        self._infoProcess = None
+        self._curveProcess = None
+        self._devicesProcess = None
+        self._devices = None  # adgan devices' answer (None: not known)
         self._scoreJob = None
-        self._scoreInputs = None
-        self._scoreStartedModel = None
         self._trainProcess = None
         self._trainTracker = None
         self._lastLoggedPercent = -1
+        self._tempDir = None
 
     # -- setup ---------------------------------------------------------------
 
@@ -120,14 +178,11 @@ class ADGANWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
 
         self.logic = ADGANLogic()
         settings = qt.QSettings()
-        self.ui.libraryPathLineEdit.currentPath = settings.value(SETTING_LIBRARY, "") or ""
         self.ui.binaryPathLineEdit.currentPath = settings.value(SETTING_BINARY, "") or ""
-        self.logic.librarySetting = self.ui.libraryPathLineEdit.currentPath
+        self.ui.modelsFolderPathLineEdit.currentPath = settings.value(SETTING_MODELS_FOLDER, "") or ""
         self.logic.binarySetting = self.ui.binaryPathLineEdit.currentPath
 
-        for combo in (self.ui.deviceComboBox, self.ui.trainDeviceComboBox):
-            for value, text in DEVICES:
-                combo.addItem(text, value)
+        self._fillDeviceCombos()
         for name in PRESETS:
             self.ui.trainPresetComboBox.addItem(name, name)
         self.ui.trainCriticInitComboBox.addItem("fine-tune (adGAN(c))", "fine-tune")
@@ -137,17 +192,17 @@ class ADGANWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
 
         self.ui.scoreProgressBar.hide()
         self.ui.trainProgressBar.hide()
+        self.ui.modelCurveLabel.hide()
         self.ui.trainCasesTableWidget.horizontalHeader().setStretchLastSection(True)
         self.ui.trainCasesTableWidget.setSelectionBehavior(qt.QAbstractItemView.SelectRows)
         self.ui.trainCasesTableWidget.verticalHeader().setVisible(True)
 
-        # The timers poll worker threads (scoring) and the training process's
-        # reader threads. Each poll also sleeps a few milliseconds, which
-        # releases Python's GIL: the workers progress even where the host keeps
-        # the GIL while its event loop is idle.
-        self._scoreTimer = qt.QTimer()
-        self._scoreTimer.setInterval(50)
-        self._scoreTimer.connect("timeout()", self.onScorePoll)
+        # One timer polls every adgan process the panel runs (reading a
+        # model, the device list, scoring); training has its own, slower one.
+        # Polling only reads queues the reader threads fill: it never waits.
+        self._processTimer = qt.QTimer()
+        self._processTimer.setInterval(TIMER_MS)
+        self._processTimer.connect("timeout()", self.onProcessPoll)
         self._trainTimer = qt.QTimer()
         self._trainTimer.setInterval(200)
         self._trainTimer.connect("timeout()", self.onTrainPoll)
@@ -161,6 +216,7 @@ class ADGANWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
 
         # GUI -> parameter node
         self.ui.modelPathLineEdit.connect("currentPathChanged(QString)", self.onModelPathChanged)
+        self.ui.recentModelsComboBox.connect("currentIndexChanged(int)", self.onRecentModelChosen)
         for selector in (self.ui.brainMaskSelector, self.ui.outputMapSelector, self.ui.outputSegmentationSelector):
             selector.connect("currentNodeChanged(vtkMRMLNode*)", self.updateParameterNodeFromGUI)
         for combo in (self.ui.deviceComboBox, self.ui.trainDeviceComboBox, self.ui.trainCriticInitComboBox,
@@ -176,8 +232,8 @@ class ADGANWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.ui.trainPresetComboBox.connect("currentIndexChanged(int)", self.onPresetChanged)
         self.ui.trainOutputPathLineEdit.connect("currentPathChanged(QString)", self.updateParameterNodeFromGUI)
         self.ui.thresholdSliderWidget.connect("valueChanged(double)", self.onThresholdChanged)
-        self.ui.libraryPathLineEdit.connect("currentPathChanged(QString)", self.onLocationSettingsChanged)
         self.ui.binaryPathLineEdit.connect("currentPathChanged(QString)", self.onLocationSettingsChanged)
+        self.ui.modelsFolderPathLineEdit.connect("currentPathChanged(QString)", self.onModelsFolderChanged)
 
         # Buttons
         self.ui.scoreApplyButton.connect("clicked(bool)", self.onScoreApply)
@@ -186,18 +242,34 @@ class ADGANWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.ui.removeTrainCaseButton.connect("clicked(bool)", self.onRemoveTrainCase)
         self.ui.checkSetupButton.connect("clicked(bool)", self.onCheckSetup)
 
+        self._refreshRecentModels()
         self.initializeParameterNode()
+        self._startDevices()
 
     def cleanup(self):
         self.removeObservers()
-        for timer in ("_scoreTimer", "_trainTimer", "_thresholdTimer"):
+        for timer in ("_processTimer", "_trainTimer", "_thresholdTimer"):
             if hasattr(self, timer):
                 getattr(self, timer).stop()
+        for proc in (self._infoProcess, self._curveProcess, self._devicesProcess):
+            if proc is not None and proc.running:
+                proc.cancel()
         if self._scoreJob is not None and self._scoreJob.running:
             self._scoreJob.cancel()
+            self.logic.finishScoring(self._scoreJob)
         if self._trainProcess is not None and self._trainProcess.running:
             self._trainProcess.cancel()
             self.logic.finishTraining(self._trainProcess)
+        if self._tempDir:
+            shutil.rmtree(self._tempDir, ignore_errors=True)
+            self._tempDir = None
+
+    def onReload(self):
+        """Slicer's reload re-executes ADGAN.py only: drop ADGANLib's modules
+        first so that its imports read them from disk again."""
+        for name in [n for n in sys.modules if n == "ADGANLib" or n.startswith("ADGANLib.")]:
+            del sys.modules[name]
+        ScriptedLoadableModuleWidget.onReload(self)
 
     def enter(self):
         self.initializeParameterNode()
@@ -212,6 +284,11 @@ class ADGANWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
     def onSceneEndClose(self, caller, event):
         if self.parent.isEntered:
             self.initializeParameterNode()
+
+    def _temporaryFolder(self):
+        if not self._tempDir or not os.path.isdir(self._tempDir):
+            self._tempDir = tempfile.mkdtemp(prefix="adgan-panel-")
+        return self._tempDir
 
     # -- parameter node ---------------------------------------------------------
 
@@ -298,13 +375,13 @@ class ADGANWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             values = P.read_all(node)
             if self.ui.modelPathLineEdit.currentPath != values["ModelPath"]:
                 self.ui.modelPathLineEdit.currentPath = values["ModelPath"]
-            self._refreshModel()
+            self._requestModelInfo(values["ModelPath"])
             for c, selector in enumerate(self._channelSelectors):
                 selector.setCurrentNode(node.GetNodeReference(P.input_volume_role(c)))
             self.ui.brainMaskSelector.setCurrentNode(node.GetNodeReference(P.BRAIN_MASK))
             self.ui.outputMapSelector.setCurrentNode(node.GetNodeReference(P.OUTPUT_MAP))
             self.ui.outputSegmentationSelector.setCurrentNode(node.GetNodeReference(P.OUTPUT_SEGMENTATION))
-            self.ui.deviceComboBox.setCurrentIndex(self.ui.deviceComboBox.findData(values["Device"]))
+            self._selectDevice(self.ui.deviceComboBox, values["Device"])
             self.ui.strideSpinBox.value = values["Stride"]
             threshold = values["Threshold"]
             if not math.isnan(threshold):
@@ -330,8 +407,7 @@ class ADGANWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
                 self.ui.trainSliceAxisComboBox.findData(values["TrainSliceAxis"]))
             self.ui.trainMaxPatchesSpinBox.value = values["TrainMaxPatches"]
             self.ui.trainSeedSpinBox.value = values["TrainSeed"]
-            self.ui.trainDeviceComboBox.setCurrentIndex(
-                self.ui.trainDeviceComboBox.findData(values["TrainDevice"]))
+            self._selectDevice(self.ui.trainDeviceComboBox, values["TrainDevice"])
             if self.ui.trainOutputPathLineEdit.currentPath != values["TrainOutputModel"]:
                 self.ui.trainOutputPathLineEdit.currentPath = values["TrainOutputModel"]
             self._updateButtons()
@@ -378,20 +454,26 @@ class ADGANWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         finally:
             node.EndModify(wasModified)
 
+
     def _updateButtons(self):
         scoring = self._scoreJob is not None and self._scoreJob.running
         training = self._trainProcess is not None and self._trainProcess.running
         inputsSet = bool(self._channelSelectors) and all(s.currentNode() for s in self._channelSelectors)
-        self.ui.scoreApplyButton.text = "Cancel" if scoring else "Apply"
-        self.ui.scoreApplyButton.enabled = scoring or (self._model is not None and inputsSet)
         if scoring:
-            self.ui.scoreApplyButton.toolTip = "Cancel scoring."
-        elif self._model is None:
-            self.ui.scoreApplyButton.toolTip = "Choose a model file first."
-        elif not inputsSet:
-            self.ui.scoreApplyButton.toolTip = "Choose an input volume for every channel."
+            cancelling = self._scoreJob.cancel_requested
+            self.ui.scoreApplyButton.text = "Cancelling..." if cancelling else "Cancel"
+            self.ui.scoreApplyButton.enabled = not cancelling
+            self.ui.scoreApplyButton.toolTip = "Stop the scoring process."
         else:
-            self.ui.scoreApplyButton.toolTip = "Score the input volumes with the model."
+            self.ui.scoreApplyButton.text = "Apply"
+            self.ui.scoreApplyButton.enabled = self._modelInfo is not None and inputsSet
+            if self._modelInfo is None:
+                self.ui.scoreApplyButton.toolTip = ("The model is being read." if self._infoProcess is not None
+                                                    else "Choose a model file first.")
+            elif not inputsSet:
+                self.ui.scoreApplyButton.toolTip = "Choose an input volume for every channel."
+            else:
+                self.ui.scoreApplyButton.toolTip = "Score the input volumes with the model (in an adgan process)."
         table = self.ui.trainCasesTableWidget
         haveCase = table.rowCount > 0 and table.cellWidget(0, 0) is not None and table.cellWidget(0, 0).currentNode()
         if training:
@@ -405,57 +487,229 @@ class ADGANWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             self.ui.trainApplyButton.toolTip = "Train a model in a separate adgan process."
         self.ui.thresholdSliderWidget.enabled = self._mapNode() is not None
 
-    # -- locating -------------------------------------------------------------
+    def _startTimer(self):
+        if not self._processTimer.isActive():
+            self._processTimer.start()
+
+    def onProcessPoll(self):
+        """Poll the adgan processes the panel runs; stop when none is left."""
+        if self._devicesProcess is not None:
+            self._pollDevices()
+        if self._infoProcess is not None:
+            self._pollModelInfo()
+        if self._curveProcess is not None:
+            self._pollCurve()
+        if self._scoreJob is not None:
+            self._pollScoring()
+        if all(p is None for p in (self._devicesProcess, self._infoProcess, self._curveProcess, self._scoreJob)):
+            self._processTimer.stop()
+
+    # -- settings -------------------------------------------------------------
 
     def onLocationSettingsChanged(self, _path=None):
-        settings = qt.QSettings()
-        settings.setValue(SETTING_LIBRARY, self.ui.libraryPathLineEdit.currentPath)
-        settings.setValue(SETTING_BINARY, self.ui.binaryPathLineEdit.currentPath)
-        self.logic.librarySetting = self.ui.libraryPathLineEdit.currentPath
+        qt.QSettings().setValue(SETTING_BINARY, self.ui.binaryPathLineEdit.currentPath)
         self.logic.binarySetting = self.ui.binaryPathLineEdit.currentPath
-        self._modelKey = None
-        self._refreshModel()
+        self._infoPath = None
+        self._requestModelInfo(self.ui.modelPathLineEdit.currentPath)
+        self._startDevices()
+
+    def onModelsFolderChanged(self, path):
+        qt.QSettings().setValue(SETTING_MODELS_FOLDER, path or "")
+        if path and os.path.isdir(path):
+            self.ui.modelsFolderPathLineEdit.addCurrentPathToHistory()
+        self._refreshRecentModels()
 
     def onCheckSetup(self):
-        report = self.logic.setupReport()
+        report = self.logic.setupReport(self._devices)
         self.ui.setupStatusLabel.text = report
         self.log(report)
+        self._startDevices()
 
-    # -- model ----------------------------------------------------------------
+    # -- devices --------------------------------------------------------------
+
+    def _fillDeviceCombos(self):
+        devices = [value for value, _ in DEVICES]
+        if self._devices is not None:
+            devices += [d for d in self._devices["devices"] if d not in devices]
+        for combo in (self.ui.deviceComboBox, self.ui.trainDeviceComboBox):
+            current = combo.currentData
+            wasBlocked = combo.blockSignals(True)
+            try:
+                combo.clear()
+                for value, text in DEVICES:
+                    combo.addItem(text, value)
+                for value in devices[len(DEVICES):]:
+                    combo.addItem(f"{value} (GPU)" if value.startswith("cuda") else value, value)
+                index = combo.findData(current) if current else 0
+                if index < 0 and current:
+                    combo.addItem(f"{current} (not found)", current)
+                    index = combo.findData(current)
+                combo.setCurrentIndex(max(index, 0))
+            finally:
+                combo.blockSignals(wasBlocked)
+
+    @staticmethod
+    def _selectDevice(combo, value):
+        """Select a device; one the list lacks (a scene saved on another
+        computer) stays selected, marked, and falls back at Apply."""
+        index = combo.findData(value)
+        if index < 0:
+            combo.addItem(f"{value} (not found)", value)
+            index = combo.findData(value)
+        combo.setCurrentIndex(index)
+
+    def _startDevices(self):
+        if self._devicesProcess is not None and self._devicesProcess.running:
+            return
+        try:
+            self._devicesProcess = self.logic.startDevices()
+        except AdganError as e:
+            self._devicesProcess = None
+            self.log(str(e))
+            return
+        self._startTimer()
+
+    def _pollDevices(self):
+        proc = self._devicesProcess
+        proc.poll()
+        if proc.finished is None:
+            return
+        self._devicesProcess = None
+        devices = devices_from_final(proc.finished)
+        if devices is None:
+            self.log("This adgan cannot list its devices (adgan devices --json: "
+                     f"{proc.finished['message'].splitlines()[0]}); offering auto and CPU.")
+            return
+        self._devices = devices
+        self._fillDeviceCombos()
+        self.log(f"Devices: {', '.join(devices['devices'])} (default {devices['default']}).")
+
+    def _resolveDevice(self, requested, what):
+        device, message = resolve_device(requested, self._devices)
+        if message:
+            self.log(f"{what}: {message}")
+        return device
+
+    # -- models ---------------------------------------------------------------
+
+    def _recentModels(self):
+        return [p for p in _settingList(qt.QSettings().value(SETTING_RECENT_MODELS)) if p]
+
+    def _rememberModel(self, path):
+        path = os.path.abspath(path)
+        recent = [path] + [p for p in self._recentModels() if p != path]
+        qt.QSettings().setValue(SETTING_RECENT_MODELS, recent[:MAX_RECENT_MODELS])
+        self._refreshRecentModels()
+
+    def _refreshRecentModels(self):
+        """The combo: recent models (newest first), then the models folder's."""
+        combo = self.ui.recentModelsComboBox
+        paths = [p for p in self._recentModels() if os.path.isfile(p)]
+        folder = self.ui.modelsFolderPathLineEdit.currentPath
+        if folder and os.path.isdir(folder):
+            found = [os.path.join(folder, f) for f in os.listdir(folder) if f.endswith(MODEL_SUFFIXES)]
+            found.sort(key=lambda p: os.path.getmtime(p), reverse=True)
+            paths += [os.path.abspath(p) for p in found if os.path.abspath(p) not in paths]
+        wasBlocked = combo.blockSignals(True)
+        try:
+            combo.clear()
+            combo.addItem(f"Recent and folder models ({len(paths)})" if paths else "No recent models", "")
+            for p in paths:
+                combo.addItem(os.path.basename(p) + "  -  " + os.path.dirname(p), p)
+            index = combo.findData(os.path.abspath(self.ui.modelPathLineEdit.currentPath)) \
+                if self.ui.modelPathLineEdit.currentPath else -1
+            combo.setCurrentIndex(max(index, 0))
+        finally:
+            combo.blockSignals(wasBlocked)
+
+    def onRecentModelChosen(self, index):
+        path = self.ui.recentModelsComboBox.itemData(index) if index >= 0 else None
+        if path:
+            self.ui.modelPathLineEdit.currentPath = path
 
     def onModelPathChanged(self, path):
         self.updateParameterNodeFromGUI()
-        self._refreshModel()
+        self._requestModelInfo(path)
         self._updateButtons()
 
-    def _refreshModel(self):
-        path = self.ui.modelPathLineEdit.currentPath
-        device = self.ui.deviceComboBox.currentData or "auto"
-        key = (path, device)
-        if key == self._modelKey:
+    def _requestModelInfo(self, path):
+        """Read the model's information with ``adgan info --json`` (a process,
+        polled): the panel never waits for a model to load."""
+        path = path or ""
+        if path == self._infoPath:
             return
-        self._modelKey = key
-        self._model = None
+        self._infoPath = path
+        self._modelInfo = None
+        for proc in (self._infoProcess, self._curveProcess):
+            if proc is not None and proc.running:
+                proc.cancel()
+        self._infoProcess = self._curveProcess = None
+        self.ui.modelCurveLabel.hide()
         if not path:
             self.ui.modelInfoLabel.text = "Choose a model file (made by adgan train or the Train tab)."
             self._rebuildChannelSelectors([])
             return
         try:
-            self._model = self.logic.getModel(path, device)
+            self._infoProcess = self.logic.startModelInfo(path)
         except AdganError as e:
             self.ui.modelInfoLabel.text = str(e)
             self._rebuildChannelSelectors([])
             return
-        self.ui.modelInfoLabel.text = self._model.describe()
+        self.ui.modelInfoLabel.text = f"Reading {os.path.basename(path)}..."
+        self._startTimer()
+
+    def _pollModelInfo(self):
+        proc = self._infoProcess
+        proc.poll()
+        final = proc.finished
+        if final is None:
+            return
+        self._infoProcess = None
+        path = proc.modelPath
+        if path != self._infoPath:
+            return  # another model was chosen meanwhile
+        if final["status"] != "succeeded":
+            self.ui.modelInfoLabel.text = f"Cannot use {path}: {final['message']}"
+            self._rebuildChannelSelectors([])
+            self._updateButtons()
+            return
+        self._modelInfo = ModelInfo(path, proc.document)
+        self.ui.modelInfoLabel.text = self._modelInfo.describe()
+        self.ui.modelPathLineEdit.addCurrentPathToHistory()
+        self._rememberModel(path)
         wasUpdating = self._updatingGUIFromParameterNode
         self._updatingGUIFromParameterNode = True
         try:
-            self._rebuildChannelSelectors(self._model.channel_names)
+            self._rebuildChannelSelectors(self._modelInfo.channel_names)
             if self._parameterNode is not None:
                 for c, selector in enumerate(self._channelSelectors):
                     selector.setCurrentNode(self._parameterNode.GetNodeReference(P.input_volume_role(c)))
         finally:
             self._updatingGUIFromParameterNode = wasUpdating
+        if self._modelInfo.curve:
+            png = os.path.join(self._temporaryFolder(), f"validation-{abs(hash(path))}.png")
+            try:
+                self._curveProcess = self.logic.startModelInfo(path, validationPng=png)
+                self._curveProcess.pngPath = png
+            except AdganError as e:
+                self.log(str(e))
+        self._updateButtons()
+
+    def _pollCurve(self):
+        proc = self._curveProcess
+        proc.poll()
+        if proc.finished is None:
+            return
+        self._curveProcess = None
+        if proc.modelPath != self._infoPath:
+            return
+        if proc.finished["status"] == "succeeded" and os.path.isfile(proc.pngPath):
+            pixmap = qt.QPixmap(proc.pngPath)
+            if not pixmap.isNull():
+                self.ui.modelCurveLabel.setPixmap(pixmap.scaledToWidth(360, qt.Qt.SmoothTransformation))
+                self.ui.modelCurveLabel.show()
+        else:
+            self.log(f"No validation curve: {proc.finished['message']}")
 
     # -- scoring --------------------------------------------------------------
 
@@ -463,41 +717,40 @@ class ADGANWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         if self._scoreJob is not None and self._scoreJob.running:
             self._scoreJob.cancel()
             self.log("Cancelling scoring...")
+            self._updateButtons()
             return
         with errorsShown("Scoring could not start."):
-            self._modelKey = None
-            self._refreshModel()
-            if self._model is None:
-                raise AdganError(self.ui.modelInfoLabel.text)
+            if self._modelInfo is None:
+                raise AdganError(self.ui.modelInfoLabel.text or "Choose a model file first.")
             inputs = [s.currentNode() for s in self._channelSelectors]
             for c, node in enumerate(inputs):
                 if node is None:
                     raise AdganError(f"Choose the input volume for channel {c + 1} "
-                                     f"({self._model.channel_names[c]}).")
-            self._scoreJob = self.logic.startScoring(self._model, inputs, self.ui.brainMaskSelector.currentNode(),
-                                                     self.ui.strideSpinBox.value)
-            self._scoreInputs = inputs
-            self._scoreStartedModel = self._model
+                                     f"({self._modelInfo.channel_names[c]}).")
+            device = self._resolveDevice(self.ui.deviceComboBox.currentData or "auto", "Scoring")
+            self._scoreJob = self.logic.startScoring(
+                str(self._modelInfo.path), inputs, self.ui.brainMaskSelector.currentNode(),
+                self.ui.strideSpinBox.value, device=device, modelInfo=self._modelInfo)
             self.ui.scoreProgressBar.value = 0
             self.ui.scoreProgressBar.show()
-            self.log(f"Scoring {', '.join(n.GetName() for n in inputs)} with {self._model.path.name} "
-                     f"(stride {self.ui.strideSpinBox.value}, {self._model.device_name})...")
-            self._scoreTimer.start()
+            self.log(f"Scoring {', '.join(n.GetName() for n in inputs)} with {self._modelInfo.path.name} "
+                     f"(stride {self.ui.strideSpinBox.value}, device {device}): "
+                     + " ".join(self._scoreJob.command))
+            self._startTimer()
         self._updateButtons()
 
-    def onScorePoll(self):
+    def _pollScoring(self):
         job = self._scoreJob
-        if job is None:
-            self._scoreTimer.stop()
-            return
-        time.sleep(POLL_YIELD_SECONDS)
         for event in job.poll():
-            if event["event"] == "progress" and event.get("total"):
+            kind = event.get("event")
+            if kind == "progress" and event.get("total"):
                 self.ui.scoreProgressBar.value = int(100 * event["iteration"] / event["total"])
+            elif kind in ("info", "warning") or (kind == "log" and event.get("message")):
+                self.log(describe(event))
         final = job.finished
         if final is None:
             return
-        self._scoreTimer.stop()
+        self._scoreJob = None
         self.ui.scoreProgressBar.hide()
         try:
             if final["status"] == "succeeded":
@@ -509,24 +762,24 @@ class ADGANWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
                 self.log(final["message"])
                 slicer.util.errorDisplay(final["message"], windowTitle="adGAN scoring failed")
         finally:
-            self._scoreJob = None
+            self.logic.finishScoring(job)
             self._updateButtons()
 
     def _showScoreResult(self, job):
-        model = self._scoreStartedModel
-        reference = self._scoreInputs[0]
         outputNode = self.ui.outputMapSelector.currentNode()
-        outputNode = self.logic.makeMapVolume(reference, job.map, outputNode, threshold=model.threshold)
-        self.ui.outputMapSelector.setCurrentNode(outputNode)
-        lo, hi, step = maps.slider_range(job.map, model.threshold)
+        mapNode, scoreMap = self.logic.readScoreResult(job, outputNode)
+        threshold = job.threshold
+        self.ui.outputMapSelector.setCurrentNode(mapNode)
+        lo, hi, step = maps.slider_range(scoreMap, threshold)
         slider = self.ui.thresholdSliderWidget
-        slider.blockSignals(True)
+        wasBlocked = slider.blockSignals(True)
         slider.minimum, slider.maximum, slider.singleStep = lo, hi, step
-        slider.value = model.threshold
-        slider.blockSignals(False)
-        P.set_value(self._parameterNode, "Threshold", model.threshold)
-        self.log(f"Anomaly map {outputNode.GetName()}: max score {float(job.map.max()):.3g} "
-                 f"in {job.seconds:.1f} s.")
+        slider.value = threshold
+        slider.blockSignals(wasBlocked)
+        P.set_value(self._parameterNode, "Threshold", threshold)
+        seconds = (job.result or {}).get("seconds")
+        self.log(f"Anomaly map {mapNode.GetName()}: max score {float(scoreMap.max()):.3g}"
+                 + (f" in {seconds:.1f} s." if seconds else "."))
         self._updateButtons()
         self.onThresholdTimer()
 
@@ -598,6 +851,7 @@ class ADGANWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         finally:
             node.EndModify(wasModified)
 
+
     def onTrainApply(self):
         if self._trainProcess is not None and self._trainProcess.running:
             self._trainProcess.cancel()
@@ -616,8 +870,10 @@ class ADGANWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
                     raise AdganError(f"Training case {r + 1} lacks a volume for some channel.")
                 cases.append(nodes)
                 labels.append(table.cellWidget(r, channels).currentNode())
+            preset = self.ui.trainPresetComboBox.currentData or "quick"
+            device = self._resolveDevice(self.ui.trainDeviceComboBox.currentData or "auto", "Training")
             options = dict(
-                preset=self.ui.trainPresetComboBox.currentData or "quick",
+                preset=preset,
                 phase1_iterations=self.ui.trainPhase1SpinBox.value,
                 phase2_iterations=self.ui.trainPhase2SpinBox.value,
                 batch_size=self.ui.trainBatchSizeSpinBox.value,
@@ -626,11 +882,23 @@ class ADGANWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
                 slice_axis=self.ui.trainSliceAxisComboBox.currentData,
                 max_patches=self.ui.trainMaxPatchesSpinBox.value,
                 seed=self.ui.trainSeedSpinBox.value,
-                device=self.ui.trainDeviceComboBox.currentData or "auto",
+                device=device,
             )
+            if preset == "paper" and runs_on_cpu(device, self._devices):
+                seconds = cpu_training_estimate(options["phase1_iterations"], options["phase2_iterations"])
+                question = (
+                    f"The paper preset on the CPU takes about {format_duration(seconds)}.\n\n"
+                    "This is a rough figure: about 2 s per phase-1 iteration at batch 64, as measured on a "
+                    "2-core CPU, and a sixth of that per phase-2 iteration; it is scaled by nothing else "
+                    "(not by this computer's cores, the batch size or the volumes). The paper preset is "
+                    "meant for a GPU; the quick preset trains in minutes on a CPU.\n\nTrain on the CPU anyway?")
+                if not slicer.util.confirmOkCancelDisplay(question, windowTitle="adGAN: paper preset on the CPU"):
+                    self.log("Training not started: the paper preset on the CPU was declined.")
+                    return
+            output = self._trainOutputPath()
             names = self._trainChannelNames(channels)
-            self._trainProcess = self.logic.startTraining(
-                cases, labels, self.ui.trainOutputPathLineEdit.currentPath, channelNames=names, **options)
+            self._trainProcess = self.logic.startTraining(cases, labels, output, channelNames=names, **options)
+            self.ui.trainOutputPathLineEdit.addCurrentPathToHistory()
             self._trainTracker = ProgressTracker(options["phase1_iterations"], options["phase2_iterations"])
             self._lastLoggedPercent = -1
             self.ui.trainProgressBar.value = 0
@@ -641,12 +909,20 @@ class ADGANWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             self._trainTimer.start()
         self._updateButtons()
 
+    def _trainOutputPath(self):
+        """The output model file; a bare file name goes into the models folder."""
+        path = self.ui.trainOutputPathLineEdit.currentPath
+        folder = self.ui.modelsFolderPathLineEdit.currentPath
+        if path and not os.path.dirname(path) and folder:
+            path = os.path.join(folder, path)
+            self.ui.trainOutputPathLineEdit.currentPath = path
+        return path
+
     def onTrainPoll(self):
         proc = self._trainProcess
         if proc is None:
             self._trainTimer.stop()
             return
-        time.sleep(POLL_YIELD_SECONDS)
         for event in proc.poll():
             self._trainTracker.update(event)
             kind = event.get("event")
@@ -673,6 +949,7 @@ class ADGANWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.log(final["message"])
         if final["status"] == "succeeded":
             output = proc.options.output
+            self._rememberModel(output)
             self.ui.modelPathLineEdit.currentPath = output
             self.ui.trainStatusLabel.text = f"Model written: {output}. It is selected in the Score tab."
         elif final["status"] == "failed":
@@ -695,16 +972,16 @@ class ADGANLogic(ScriptedLoadableModuleLogic):
     """Slicer-side operations; usable from scripts without the widget::
 
         logic = ADGANLogic()
-        model = logic.getModel("/path/model.adgan", "cpu")
-        mapNode = logic.score(model, [flairNode])
-        segNode, stats = logic.updateSegmentation(mapNode, None, model.threshold)
+        mapNode = logic.score("/path/model.adgan", [flairNode], device="cpu")
+        segNode, stats = logic.updateSegmentation(mapNode, None, logic.getModelInfo(path).threshold)
+
+    Every computation runs in an ``adgan`` process (see the module docstring).
     """
 
     def __init__(self):
         ScriptedLoadableModuleLogic.__init__(self)
-        self.librarySetting = ""
         self.binarySetting = ""
-        self._models = {}
+        self.threads = 0  # libtorch threads of the adgan processes (0: its default)
 
     def setDefaultParameters(self, parameterNode):
         P.set_defaults(parameterNode)
@@ -720,46 +997,55 @@ class ADGANLogic(ScriptedLoadableModuleLogic):
                 prefixes.append(value)
         return prefixes
 
-    def library(self):
-        return native.load_library(setting=self.librarySetting or None, extra_prefixes=self.extraPrefixes())
-
     def binary(self):
-        library = None
-        if not self.binarySetting:
-            try:
-                library = locate.find_library(setting=self.librarySetting or None,
-                                              extra_prefixes=self.extraPrefixes())
-            except AdganError:
-                library = None
-        return locate.find_binary(setting=self.binarySetting or None, library=library,
-                                  extra_prefixes=self.extraPrefixes())
+        return locate.find_binary(setting=self.binarySetting or None, extra_prefixes=self.extraPrefixes())
 
-    def setupReport(self):
-        lines = []
+    @staticmethod
+    def processEnvironment():
+        """Slicer's startup environment, without the launcher's library paths
+        (so that adgan finds its own libtorch, not one Slicer loaded)."""
+        startupEnvironment = getattr(slicer.util, "startupEnvironment", None)
+        return dict(startupEnvironment()) if startupEnvironment is not None else None
+
+    def startDevices(self):
+        return devices_process(self.binary(), env=self.processEnvironment()).start()
+
+    def getDevices(self, timeout=60):
+        """adgan's device list (``None`` when this adgan cannot list them)."""
+        return devices_from_final(self.waitFor(self.startDevices(), timeout))
+
+    def setupReport(self, devices=None):
         try:
-            lib = self.library()
-            lines.append(f"Library: {lib.path} (adGAN {lib.version}, ABI {lib.abi_version}, "
-                         f"{lib.cuda_device_count()} CUDA device(s)).")
+            binary = self.binary()
         except AdganError as e:
-            lines.append(str(e))
-        try:
-            lines.append(f"Program: {self.binary()}.")
-        except AdganError as e:
-            lines.append(str(e))
+            return str(e)
+        lines = [f"Program: {binary}."]
+        if devices is not None:
+            lines.append(f"Devices: {', '.join(devices['devices'])} (default {devices['default']}, "
+                         f"{devices['cuda_device_count']} CUDA device(s), {devices.get('cpu_threads')} CPU threads).")
+        else:
+            lines.append("Devices: not known yet (adgan devices --json has not answered).")
         return "\n".join(lines)
 
     # models
 
-    def getModel(self, path, device="auto"):
+    def startModelInfo(self, path, validationPng=None):
+        """``adgan info --json`` on a model file, started (poll it); its
+        ``modelPath`` is the absolute path."""
         path = os.path.abspath(os.path.expanduser(path))
         if not os.path.isfile(path):
             raise AdganError(f"The model file does not exist: {path}")
-        key = (path, os.path.getmtime(path), device or "auto", self.librarySetting)
-        model = self._models.get(key)
-        if model is None:
-            model = self.library().load_model(path, device or "auto")
-            self._models = {key: model}  # keep one: models hold network weights
-        return model
+        proc = model_info_process(self.binary(), path, validation_png=validationPng, env=self.processEnvironment())
+        proc.modelPath = path
+        return proc.start()
+
+    def getModelInfo(self, path, timeout=120):
+        """Read a model's information and wait (keeps Slicer responsive)."""
+        proc = self.startModelInfo(path)
+        final = self.waitFor(proc, timeout)
+        if final["status"] != "succeeded":
+            raise AdganError(final["message"])
+        return ModelInfo(proc.modelPath, proc.document)
 
     # geometry and arrays
 
@@ -834,42 +1120,133 @@ class ADGANLogic(ScriptedLoadableModuleLogic):
         self.volumeArrays([referenceNode, maskNode])  # same grid, or a clear error
         return np.array(slicer.util.arrayFromVolume(maskNode) != 0, dtype=np.uint8)
 
+
+
     # scoring
 
-    def startScoring(self, model, inputNodes, maskNode=None, stride=8):
-        model.check_channel_count(len(inputNodes))
-        arrays = self.volumeArrays(list(inputNodes))
-        mask = self.maskArray(maskNode, inputNodes[0])
-        return ScoreJob(model, arrays, mask=mask, stride=int(stride)).start()
+    def startScoring(self, modelPath, inputNodes, maskNode=None, stride=8, device="auto", modelInfo=None,
+                     threads=None):
+        """Export the inputs (and the mask) to NIfTI files and start
+        ``adgan score --json`` on them; returns the running
+        :class:`ADGANLib.process.ScoreProcess` (poll it, cancel it, then
+        :meth:`readScoreResult` and :meth:`finishScoring`)."""
+        if not modelPath:
+            raise AdganError("Choose a model file first.")
+        inputNodes = list(inputNodes)
+        if not inputNodes:
+            raise AdganError("Choose an input volume for every channel.")
+        if modelInfo is not None:
+            modelInfo.check_channel_count(len(inputNodes))
+        self.volumeArrays(inputNodes)  # same grid, or a clear error
+        reference = inputNodes[0]
+        binary = self.binary()
+        folder = tempfile.mkdtemp(prefix="adgan-score-")
+        try:
+            paths = [str(self.exportVolume(node, os.path.join(folder, f"ch{c}.nii.gz")))
+                     for c, node in enumerate(inputNodes)]
+            maskPath = None
+            if maskNode is not None:
+                maskPath = str(nifti.write(os.path.join(folder, "mask.nii.gz"), self.maskArray(maskNode, reference),
+                                           self.ijkToRas(reference)))
+            options = ScoreOptions(model=os.path.abspath(modelPath), volumes=paths,
+                                   output=os.path.join(folder, "map.nii"), mask=maskPath, stride=int(stride),
+                                   device=device or "auto",
+                                   threads=self.threads if threads is None else threads)
+            job = ScoreProcess(binary, options, env=self.processEnvironment())
+            job.exportFolder = folder
+            job.referenceNode = reference
+            job.modelInfo = modelInfo
+            return job.start()
+        except BaseException:
+            shutil.rmtree(folder, ignore_errors=True)
+            raise
+
+    @staticmethod
+    def _scoreThreshold(job):
+        result = job.result or {}
+        if result.get("threshold") is not None:
+            return float(result["threshold"])
+        return job.modelInfo.threshold if job.modelInfo is not None else 3.0
+
+    def readScoreResult(self, job, outputNode=None, show=True):
+        """The finished job's map as a volume on the input's geometry; returns
+        (map node, map array). ``job.threshold`` is the map's threshold."""
+        if job.finished is None or job.finished["status"] != "succeeded":
+            raise AdganError("Scoring has not succeeded.")
+        path = (job.result or {}).get("map") or job.options.output
+        if not os.path.isabs(path):
+            path = os.path.join(job.cwd or os.getcwd(), path)
+        image = nifti.read(path)
+        reference = job.referenceNode
+        refShape = slicer.util.arrayFromVolume(reference).shape
+        if image.array.shape != refShape:
+            raise AdganError(f"The map {path} has {image.array.shape} voxels, the input {refShape}.")
+        job.threshold = self._scoreThreshold(job)
+        scoreMap = np.asarray(image.array, dtype=np.float32)
+        node = self.makeMapVolume(reference, scoreMap, outputNode, threshold=job.threshold, show=show)
+        return node, slicer.util.arrayFromVolume(node)
+
+    @staticmethod
+    def finishScoring(job):
+        """Remove the exported volumes and the map file (after the process
+        ended or was cancelled)."""
+        folder = getattr(job, "exportFolder", None)
+        if folder and job.finished is not None:
+            shutil.rmtree(folder, ignore_errors=True)
+        elif folder:
+            qt.QTimer.singleShot(10000, lambda: shutil.rmtree(folder, ignore_errors=True))
 
     @staticmethod
     def waitFor(job, timeout=None, onEvent=None):
-        """Wait for a ScoreJob or TrainingProcess while keeping Slicer responsive."""
-        return wait_for_finish(job, "the job", timeout, onEvent, interval=0.02,
-                               on_idle=slicer.app.processEvents)
+        """Wait for an adgan process while keeping Slicer responsive."""
+        return wait_for_finish(job, job.name, timeout, onEvent, interval=0.02, on_idle=slicer.app.processEvents)
 
-    def score(self, model, inputNodes, maskNode=None, stride=8, outputNode=None, timeout=None, show=True):
+    def score(self, modelPath, inputNodes, maskNode=None, stride=8, device="auto", outputNode=None, timeout=None,
+              show=True, onEvent=None):
         """Score and wait (keeps the GUI responsive); returns the map volume."""
-        job = self.startScoring(model, inputNodes, maskNode, stride)
-        final = self.waitFor(job, timeout)
-        if final["status"] != "succeeded":
-            raise AdganError(final["message"])
-        return self.makeMapVolume(inputNodes[0], job.map, outputNode, threshold=model.threshold, show=show)
+        job = self.startScoring(modelPath, inputNodes, maskNode, stride, device=device)
+        try:
+            final = self.waitFor(job, timeout, onEvent)
+            if final["status"] != "succeeded":
+                raise AdganError(final["message"])
+            return self.readScoreResult(job, outputNode, show=show)[0]
+        finally:
+            if job.finished is None:
+                job.cancel()
+            self.finishScoring(job)
 
     def makeMapVolume(self, referenceNode, scoreMap, outputNode=None, threshold=3.0, show=True):
         """Put a map on the reference volume's geometry (IJK-to-RAS: spacing,
-        origin, directions; and its parent transform) and show it over it."""
-        if outputNode is None:
+        origin, directions; and its parent transform), in the reference's
+        study, and show it over it."""
+        created = outputNode is None
+        if created:
             name = slicer.mrmlScene.GenerateUniqueName(referenceNode.GetName() + " anomaly map")
             outputNode = slicer.mrmlScene.AddNewNodeByClass("vtkMRMLScalarVolumeNode", name)
         slicer.util.updateVolumeFromArray(outputNode, np.asarray(scoreMap, dtype=np.float32))
         geom = geometry.VolumeGeometry.from_ijk_to_ras(self.ijkToRas(referenceNode))
         self.setIjkToRas(outputNode, geom.ijk_to_ras())
         outputNode.SetAndObserveTransformNodeID(referenceNode.GetTransformNodeID())
+        if created:
+            self.placeInStudy(referenceNode, outputNode)
         if show:
             self.showMap(referenceNode, outputNode, threshold)
         return outputNode
 
+    @staticmethod
+    def placeInStudy(referenceNode, node):
+        """Put a new output node beside its input in the subject hierarchy
+        (under the input's study), as SlicerTotalSegmentator does."""
+        shNode = slicer.vtkMRMLSubjectHierarchyNode.GetSubjectHierarchyNode(slicer.mrmlScene)
+        if shNode is None or referenceNode is None:
+            return
+        referenceItem = shNode.GetItemByDataNode(referenceNode)
+        item = shNode.GetItemByDataNode(node)
+        if not referenceItem or not item:
+            return
+        parent = shNode.GetItemParent(referenceItem)
+        if parent:
+            shNode.SetItemParent(item, parent)
     @staticmethod
     def showMap(referenceNode, mapNode, threshold):
         mapNode.CreateDefaultDisplayNodes()
@@ -888,10 +1265,14 @@ class ADGANLogic(ScriptedLoadableModuleLogic):
         display.ApplyThresholdOn()
         slicer.util.setSliceViewerLayers(background=referenceNode, foreground=mapNode, foregroundOpacity=0.6)
 
-    def updateSegmentation(self, mapNode, segmentationNode, threshold):
-        """Make (or update) the segment of voxels at or above the threshold."""
+
+    def updateSegmentation(self, mapNode, segmentationNode, threshold, referenceNode=None):
+        """Make (or update) the segment of voxels at or above the threshold.
+        A new segmentation goes into the study of ``referenceNode`` (default:
+        the map's)."""
         scoreMap = slicer.util.arrayFromVolume(mapNode)
-        if segmentationNode is None:
+        created = segmentationNode is None
+        if created:
             name = slicer.mrmlScene.GenerateUniqueName(mapNode.GetName() + " region")
             segmentationNode = slicer.mrmlScene.AddNewNodeByClass("vtkMRMLSegmentationNode", name)
         segmentationNode.CreateDefaultDisplayNodes()
@@ -899,9 +1280,13 @@ class ADGANLogic(ScriptedLoadableModuleLogic):
         segmentationNode.SetAndObserveTransformNodeID(mapNode.GetTransformNodeID())
         segmentation = segmentationNode.GetSegmentation()
         if segmentation.GetSegment(SEGMENT_ID) is None:
-            segmentation.AddEmptySegment(SEGMENT_ID, SEGMENT_NAME, [1.0, 0.85, 0.1])
+            segmentation.AddEmptySegment(SEGMENT_ID, SEGMENT_NAME, list(SEGMENT_COLOR))
+            segment = segmentation.GetSegment(SEGMENT_ID)
+            segment.SetTag(segment.GetTerminologyEntryTagName(), SEGMENT_TERMINOLOGY)
         mask = maps.anomaly_mask(scoreMap, threshold)
         slicer.util.updateSegmentBinaryLabelmapFromArray(mask, segmentationNode, SEGMENT_ID, mapNode)
+        if created:
+            self.placeInStudy(referenceNode or mapNode, segmentationNode)
         spacing = mapNode.GetSpacing()
         stats = maps.region_stats(scoreMap, threshold, spacing[0] * spacing[1] * spacing[2])
         return segmentationNode, stats
@@ -957,14 +1342,11 @@ class ADGANLogic(ScriptedLoadableModuleLogic):
                         labelPaths[i] = str(nifti.write(os.path.join(folder, f"case{i}_label.nii.gz"),
                                                         empty, self.ijkToRas(ref)))
             outputPath = os.path.abspath(os.path.expanduser(outputPath))
+            overrides.setdefault("threads", self.threads)
             options = TrainOptions(cases=casePaths, output=outputPath,
                                    excludes=labelPaths if any(labelPaths) else None,
                                    channel_names=channelNames, preset=preset, **overrides)
-            env = None
-            startupEnvironment = getattr(slicer.util, "startupEnvironment", None)
-            if startupEnvironment is not None:
-                env = dict(startupEnvironment())  # without the Slicer launcher's library paths
-            proc = TrainingProcess(binary, options, env=env)
+            proc = TrainingProcess(binary, options, env=self.processEnvironment())
             proc.exportFolder = folder
             return proc.start()
         except BaseException:
@@ -999,10 +1381,10 @@ class ADGANLogic(ScriptedLoadableModuleLogic):
 
 class ADGANTest(ScriptedLoadableModuleTest):
     """Run with "Reload and Test" in developer mode, or from the command line
-    (see slicer-module/README.md). Needs libadgan and the adgan program (see
-    the module's Settings or ADGAN_PREFIX) and a brain MR volume: the
-    ADGAN_TEST_VOLUME file, the adgan checkout's demo volume, or Slicer's
-    MRBrainTumor1 sample."""
+    (see slicer-module/README.md). Needs the adgan program (see the module's
+    Settings or ADGAN_PREFIX; without it the test says so and skips) and a
+    brain MR volume: the ADGAN_TEST_VOLUME file, the adgan checkout's demo
+    volume, or Slicer's MRBrainTumor1 sample."""
 
     modelPath = None
 
@@ -1011,7 +1393,8 @@ class ADGANTest(ScriptedLoadableModuleTest):
 
     def runTest(self):
         self.setUp()
-        self.test_ADGAN_setup_found()
+        if not self.test_ADGAN_setup_found():
+            return  # skipped: no adgan program
         self.setUp()
         self.test_ADGAN_train_score_segment()
         self.setUp()
@@ -1048,11 +1431,17 @@ class ADGANTest(ScriptedLoadableModuleTest):
     # tests
 
     def test_ADGAN_setup_found(self):
-        self.delayDisplay("Finding libadgan and the adgan program")
+        """True when the adgan program is there; False (skip) when it is not."""
+        self.delayDisplay("Finding the adgan program")
         logic = ADGANLogic()
-        lib = logic.library()
-        self.assertTrue(lib.version)
-        self.assertTrue(os.path.isfile(str(logic.binary())))
+        try:
+            binary = logic.binary()
+        except AdganError as e:
+            self.delayDisplay(f"adGAN tests skipped: {e}")
+            logging.warning("adGAN self-test skipped: %s", e)
+            return False
+        self.assertTrue(os.path.isfile(str(binary)))
+        return True
 
     def test_ADGAN_train_score_segment(self):
         self.delayDisplay("Training a tiny model out of process")
@@ -1068,14 +1457,20 @@ class ADGANTest(ScriptedLoadableModuleTest):
         self.assertTrue(os.path.isfile(modelPath))
         ADGANTest.modelPath = modelPath
 
-        self.delayDisplay("Scoring through libadgan")
-        model = logic.getModel(modelPath, "cpu")
-        self.assertEqual(model.channels, 1)
-        mapNode = logic.score(model, [volume], stride=16, timeout=600)
+        self.delayDisplay("Scoring in an adgan process")
+        info = logic.getModelInfo(modelPath)
+        self.assertEqual(info.channels, 1)
+        progress = []
+        mapNode = logic.score(modelPath, [volume], stride=16, device="cpu", timeout=600,
+                              onEvent=lambda e: progress.append(e) if e.get("event") == "progress" else None)
+        self.assertTrue(progress)
         self.assertTrue(geometry.same_grid(slicer.util.arrayFromVolume(mapNode).shape, logic.ijkToRas(mapNode),
                                            slicer.util.arrayFromVolume(volume).shape, logic.ijkToRas(volume)))
-        self.assertEqual(mapNode.GetSpacing(), volume.GetSpacing())
-        self.assertEqual(mapNode.GetOrigin(), volume.GetOrigin())
+        # The map's geometry went through a 4x4 matrix: equal to rounding.
+        for a, b in zip(mapNode.GetSpacing(), volume.GetSpacing()):
+            self.assertAlmostEqual(a, b, places=5)
+        for a, b in zip(mapNode.GetOrigin(), volume.GetOrigin()):
+            self.assertAlmostEqual(a, b, places=4)
         scoreMap = slicer.util.arrayFromVolume(mapNode)
         self.assertTrue(np.isfinite(scoreMap).all())
         self.assertGreater(int((scoreMap != 0).sum()), 1000)
@@ -1085,25 +1480,34 @@ class ADGANTest(ScriptedLoadableModuleTest):
             self.assertEqual(compositeNode.GetForegroundVolumeID(), mapNode.GetID())
 
         self.delayDisplay("Thresholding into a segmentation")
-        segNode, stats = logic.updateSegmentation(mapNode, None, model.threshold)
+        segNode, stats = logic.updateSegmentation(mapNode, None, info.threshold, referenceNode=volume)
         segArray = slicer.util.arrayFromSegmentBinaryLabelmap(segNode, SEGMENT_ID, mapNode)
         self.assertEqual(int(segArray.sum()), stats["voxels"])
-        self.assertEqual(stats["voxels"], int(maps.anomaly_mask(scoreMap, model.threshold).sum()))
+        self.assertEqual(stats["voxels"], int(maps.anomaly_mask(scoreMap, info.threshold).sum()))
+        segment = segNode.GetSegmentation().GetSegment(SEGMENT_ID)
+        tag = vtk.reference("")
+        self.assertTrue(segment.GetTag(segment.GetTerminologyEntryTagName(), tag))
+        self.assertEqual(str(tag), SEGMENT_TERMINOLOGY)
 
     def test_ADGAN_errors(self):
         self.delayDisplay("Error messages")
         logic = ADGANLogic()
-        logic.librarySetting = os.path.join(self._tempDir(), "no-such-libadgan.so")
+        logic.binarySetting = os.path.join(self._tempDir(), "no-such-adgan")
         with self.assertRaises(AdganError) as ctx:
-            logic.library()
-        self.assertIn("does not exist", str(ctx.exception))
-        self.assertIn("no-such-libadgan.so", str(ctx.exception))
+            logic.binary()
+        self.assertIn("no-such-adgan", str(ctx.exception))
+        logic = ADGANLogic()
+        bad = os.path.join(self._tempDir(), "bad.adgan")
+        with open(bad, "w") as f:
+            f.write("not a model")
+        with self.assertRaises(AdganError) as ctx:
+            logic.getModelInfo(bad)
+        self.assertIn("bad.adgan", str(ctx.exception))
         if ADGANTest.modelPath:
-            logic = ADGANLogic()
-            model = logic.getModel(ADGANTest.modelPath, "cpu")
+            info = logic.getModelInfo(ADGANTest.modelPath)
             volume = self._volume()
             with self.assertRaises(AdganError) as ctx:
-                logic.startScoring(model, [volume, volume])
+                logic.startScoring(ADGANTest.modelPath, [volume, volume], modelInfo=info)
             self.assertIn("needs 1 input volume(s)", str(ctx.exception))
 
     def test_ADGAN_cancel_training(self):
@@ -1131,10 +1535,14 @@ class ADGANTest(ScriptedLoadableModuleTest):
         self.delayDisplay("Module panel")
         widget = slicer.modules.adgan.widgetRepresentation().self()
         for name in ("modelPathLineEdit", "scoreApplyButton", "trainApplyButton", "thresholdSliderWidget",
-                     "trainCasesTableWidget", "libraryPathLineEdit", "binaryPathLineEdit"):
+                     "trainCasesTableWidget", "binaryPathLineEdit", "modelsFolderPathLineEdit",
+                     "recentModelsComboBox", "deviceComboBox"):
             self.assertTrue(hasattr(widget.ui, name), name)
         if ADGANTest.modelPath:
             widget.ui.modelPathLineEdit.currentPath = ADGANTest.modelPath
-            slicer.app.processEvents()
+            deadline = time.monotonic() + 60
+            while widget._modelInfo is None and time.monotonic() < deadline:
+                slicer.app.processEvents()
+                time.sleep(0.05)
             self.assertEqual(len(widget._channelSelectors), 1)
             self.assertIn("flair", widget.ui.modelInfoLabel.text)

@@ -116,3 +116,75 @@ def test_brain_mask_selector_lists_segmentations(mrml):
         node = mrml.scene.AddNewNodeByClass(cls, "mask " + cls)
         selector.setCurrentNode(node)
         assert selector.currentNode() is node, cls
+
+
+def in_study(env, node, study_name="Study 1"):
+    sh = env.subject_hierarchy
+    patient = sh.CreateSubjectItem(sh.GetSceneItemID(), "Patient " + study_name)
+    study = sh.CreateStudyItem(patient, study_name)
+    sh.SetItemParent(sh.GetItemByDataNode(node), study)
+    return study
+
+
+def test_map_overlay_threshold_segmentation_and_study(mrml):
+    """A map volume and its thresholded segmentation: on the input geometry,
+    shown as the foreground over the input, in the input's study, the segment
+    tagged with its terminology."""
+    slicer = mrml.slicer
+    rng = np.random.default_rng(1)
+    vol = add_volume(mrml, "case flair", rng.random(SHAPE, dtype=np.float32))
+    study = in_study(mrml, vol)
+    red = mrml.scene.AddNewNodeByClass("vtkMRMLSliceCompositeNode")
+    score_map = np.zeros(SHAPE, np.float32)
+    score_map[3:7, 5:10, 6:12] = 5.0  # 4 * 5 * 6 = 120 voxels
+    score_map[0, 0, 0] = 2.0
+
+    map_node = mrml.logic.makeMapVolume(vol, score_map, threshold=3.0, show=True)
+    assert red.GetBackgroundVolumeID() == vol.GetID() and red.GetForegroundVolumeID() == map_node.GetID()
+    assert red.GetForegroundOpacity() == pytest.approx(0.6)
+    display = map_node.GetDisplayNode()
+    assert display.GetApplyThreshold() and display.GetLowerThreshold() <= 3.0
+    sh = mrml.subject_hierarchy
+    assert sh.GetItemParent(sh.GetItemByDataNode(map_node)) == study
+
+    seg, stats = mrml.logic.updateSegmentation(map_node, None, 3.0, referenceNode=vol)
+    assert stats["voxels"] == 120
+    assert stats["volume_ml"] == pytest.approx(120 * 0.9 * 1.1 * 2.5 / 1000)
+    labels = slicer.util.arrayFromSegmentBinaryLabelmap(seg, mrml.ADGAN.SEGMENT_ID, vol)
+    assert labels.shape == SHAPE and np.array_equal(labels != 0, score_map >= 3.0)
+    assert sh.GetItemParent(sh.GetItemByDataNode(seg)) == study
+    segment = seg.GetSegmentation().GetSegment(mrml.ADGAN.SEGMENT_ID)
+    ref = vtk.reference("")
+    assert segment.GetTag(segment.GetTerminologyEntryTagName(), ref)
+    tag = str(ref)
+    assert tag == mrml.ADGAN.SEGMENT_TERMINOLOGY
+    entry = slicer.vtkSlicerTerminologyEntry()
+    assert mrml.terminologies.DeserializeTerminologyEntry(tag, entry)
+    assert entry.GetCategoryObject().GetCodeValue() == "49755003"
+    assert entry.GetCategoryObject().GetCodeMeaning() == "Morphologically Altered Structure"
+    assert entry.GetTypeObject().GetCodingSchemeDesignator() == "SCT"
+    assert entry.GetAnatomicRegionObject().GetCodeMeaning() == "Brain"
+
+    again, stats = mrml.logic.updateSegmentation(map_node, seg, 6.0)
+    assert again is seg and stats["voxels"] == 0
+    assert slicer.util.arrayFromSegmentBinaryLabelmap(seg, mrml.ADGAN.SEGMENT_ID, vol).sum() == 0
+
+    # A chosen output volume stays where the user put it.
+    other = mrml.scene.AddNewNodeByClass("vtkMRMLScalarVolumeNode", "my map")
+    mrml.logic.makeMapVolume(vol, score_map, outputNode=other, show=False)
+    assert sh.GetItemParent(sh.GetItemByDataNode(other)) == sh.GetSceneItemID()
+
+
+def test_grid_errors(mrml):
+    vol = add_volume(mrml, "a", np.ones(SHAPE, np.float32))
+    moved = oblique_ijk_to_ras()
+    moved[0, 3] += 3
+    other = add_volume(mrml, "moved", np.ones(SHAPE, np.float32), moved)
+    with pytest.raises(AdganError, match="moved and a are not on the same voxel grid"):
+        mrml.logic.volumeArrays([vol, other])
+    small = add_volume(mrml, "small mask", np.ones((2, 2, 2), np.uint8), cls="vtkMRMLLabelMapVolumeNode")
+    with pytest.raises(AdganError, match="not on the same voxel grid"):
+        mrml.logic.maskArray(small, vol)
+    empty = mrml.scene.AddNewNodeByClass("vtkMRMLScalarVolumeNode", "empty")
+    with pytest.raises(AdganError, match="empty has no voxels"):
+        mrml.logic.volumeArrays([vol, empty])

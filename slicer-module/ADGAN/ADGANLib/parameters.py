@@ -7,6 +7,7 @@ both. Anything with those methods works here, so this is testable without
 Slicer.
 """
 
+import re
 from dataclasses import dataclass
 
 from .process import PRESETS
@@ -20,10 +21,18 @@ class Param:
     choices: tuple = ()
 
 
+def device(text):
+    """A device name adgan takes: auto, cpu, cuda or cuda:N (else ValueError)."""
+    text = str(text).strip()
+    if not re.fullmatch(r"auto|cpu|cuda(:\d+)?", text):
+        raise ValueError(f"not a device: {text!r}")
+    return text
+
+
 PARAMETERS = [
     # Score panel
     Param("ModelPath", str, ""),
-    Param("Device", str, "auto", ("auto", "cpu", "cuda")),
+    Param("Device", device, "auto"),
     Param("Stride", int, 8),
     Param("Threshold", float, float("nan")),  # nan: the model's threshold
     # Train panel
@@ -39,7 +48,7 @@ PARAMETERS = [
     Param("TrainSliceAxis", int, 2, (0, 1, 2)),
     Param("TrainMaxPatches", int, 0),
     Param("TrainSeed", int, 0),
-    Param("TrainDevice", str, "auto", ("auto", "cpu", "cuda")),
+    Param("TrainDevice", device, "auto"),
     Param("TrainOutputModel", str, ""),
 ]
 

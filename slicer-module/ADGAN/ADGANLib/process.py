@@ -362,3 +362,206 @@ def start_training(options, binary=None, setting=None, environ=None, env=None):
     if binary is None:
         binary = locate.find_binary(setting=setting, environ=environ)
     return TrainingProcess(binary, options, env=env).start()
+
+
+class JsonDocumentProcess(JsonLinesProcess):
+    """A program that prints one JSON document on stdout (``adgan info
+    --json``, pretty-printed over many lines): the document is parsed once the
+    process ended and becomes ``document`` and the final event's ``result``."""
+
+    def __init__(self, program, args, **kwargs):
+        super().__init__(program, args, **kwargs)
+        self._stdout_lines = []
+        self.document = None
+
+    def _note(self, event):
+        super()._note(event)
+        if event.get("event") == "log" and event.get("stream") == "stdout":
+            self._stdout_lines.append(event["message"])
+
+    def _final_event(self, returncode):
+        final = super()._final_event(returncode)
+        if final["status"] == "succeeded":
+            text = "\n".join(self._stdout_lines).strip()
+            try:
+                self.document = json.loads(text)
+            except ValueError:
+                final.update(status="failed", message=f"{self.name} printed no JSON document: {text[:200]!r}")
+            else:
+                final["result"] = self.document
+        return final
+
+
+def model_info_process(binary, model_path, validation_png=None, env=None):
+    """``adgan info --json MODEL`` (and the validation curve into a PNG)."""
+    args = ["info", "--json"]
+    if validation_png:
+        args += ["--validation-png", str(validation_png)]
+    args.append(str(model_path))
+    return JsonDocumentProcess(binary, args, env=env, name="adgan info")
+
+
+class ModelInfo:
+    """What the panel shows about a model file, from ``adgan info --json``."""
+
+    def __init__(self, path, document):
+        self.path = Path(path)
+        self.document = document
+        self.channels = int(document.get("channels") or 0)
+        names = list(document.get("channel_names") or [])
+        if len(names) != self.channels:
+            names = [f"ch{c}" for c in range(self.channels)]
+        self.channel_names = names
+        self.slice_axis = document.get("slice_axis")
+        calibration = document.get("calibration") or {}
+        self.patch_threshold = calibration.get("threshold")
+        map_calibration = calibration.get("map") or {}
+        # Maps are scored on the map calibration's scale when the model has
+        # one (what `adgan score` reports as its threshold).
+        self.threshold = float(map_calibration.get("threshold", self.patch_threshold or 3.0))
+        self.training = document.get("training") or {}
+        self.budget = document.get("budget") or {}
+        self.selection = document.get("selection") or {}
+        self.curve = [tuple(p) for p in (self.selection.get("curve") or [])]
+
+    def check_channel_count(self, n):
+        if n != self.channels:
+            names = ", ".join(self.channel_names)
+            raise AdganError(f"The model {self.path.name} needs {self.channels} input volume(s) ({names}), "
+                             f"but {n} {'was' if n == 1 else 'were'} given.")
+
+    def describe(self):
+        """A few lines for the panel's model box."""
+        lines = [f"{self.path.name}: {self.channels} channel(s) ({', '.join(self.channel_names)}), "
+                 f"slice axis {self.slice_axis}."]
+        b, t = self.budget, self.training
+        n1 = b.get("phase1_iterations", t.get("phase1_iterations"))
+        n2 = b.get("phase2_iterations", t.get("phase2_iterations"))
+        if n1 is not None or n2 is not None:
+            text = f"Budget: N={n1} phase-1, M={n2} phase-2 iterations"
+            if t.get("batch_size"):
+                text += f", batch {t['batch_size']}"
+            seconds = (b.get("phase1_seconds") or 0) + (b.get("phase2_seconds") or 0)
+            if seconds:
+                text += f", {format_duration(seconds)} on {b.get('device', '?')}"
+            if b.get("train_patches"):
+                text += f", {b['train_patches']} training patches"
+            lines.append(text + ".")
+        text = f"Calibration: map threshold {self.threshold:.3g}"
+        if self.patch_threshold is not None:
+            text += f" (patch threshold {self.patch_threshold:.3g})"
+        lines.append(text + ".")
+        if self.curve:
+            chosen = self.selection.get("chosen_iteration")
+            auroc = self.selection.get("chosen_auroc")
+            text = f"Validation: {len(self.curve)} point(s)"
+            if chosen is not None and auroc is not None:
+                text += f", snapshot of iteration {chosen} chosen (AUROC {auroc:.3f})"
+            lines.append(text + ".")
+        else:
+            lines.append("Validation: none recorded.")
+        return "\n".join(lines)
+
+
+def format_duration(seconds):
+    seconds = float(seconds)
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    if seconds < 90 * 60:
+        return f"{seconds / 60:.0f} min"
+    if seconds < 48 * 3600:
+        return f"{seconds / 3600:.1f} h"
+    return f"{seconds / 86400:.1f} days"
+
+
+@dataclass
+class ScoreOptions:
+    """Options of ``adgan score``."""
+
+    model: str
+    volumes: list  # channel files, in the model's order
+    output: str
+    mask: str = None
+    stride: int = 8
+    device: str = "auto"
+    threads: int = 0
+    extra_args: list = field(default_factory=list)
+
+    def to_args(self):
+        if not self.volumes:
+            raise AdganError("Choose an input volume for every channel.")
+        if not 1 <= int(self.stride) <= 32:
+            raise AdganError(f"The stride must be 1 to 32 pixels, not {self.stride}.")
+        args = ["score", "--json", "-m", str(self.model), "-v", ",".join(str(v) for v in self.volumes)]
+        if self.mask:
+            args += ["--mask", str(self.mask)]
+        args += ["-o", str(self.output), "--stride", str(int(self.stride)), "--device", self.device or "auto",
+                 "--threads", str(int(self.threads or 0))]
+        return args + [str(a) for a in self.extra_args]
+
+
+class ScoreProcess(JsonLinesProcess):
+    """``adgan score --json`` in its own process: progress events (stage
+    "score"), then the result (``map``, ``threshold``, ``max_score``, ...)."""
+
+    def __init__(self, binary, options, env=None, grace_seconds=2.0):
+        self.options = options
+        super().__init__(binary, options.to_args(), env=env, grace_seconds=grace_seconds, name="adgan score")
+
+
+# -- devices ---------------------------------------------------------------
+
+CPU_SECONDS_PER_PHASE1_ITERATION = 2.0  # batch 64, measured on a 2-core CPU
+PHASE2_COST = 1 / 6  # a phase-2 iteration against a phase-1 one (n_critic + 1 = 6 updates), as ProgressTracker
+
+
+def devices_process(binary, env=None):
+    """``adgan devices --json``: one result event with ``devices``,
+    ``default``, ``cuda_device_count`` and ``cpu_threads``."""
+    return JsonLinesProcess(binary, ["devices", "--json"], env=env, name="adgan devices")
+
+
+def devices_from_final(final):
+    """The device list from a finished ``adgan devices`` run. A program that
+    cannot list them (older, or it failed) gives ``None``: offer auto and cpu."""
+    result = final.get("result") if final else None
+    if final and final.get("status") == "succeeded" and result and isinstance(result.get("devices"), list):
+        return {"devices": [str(d) for d in result["devices"]], "default": result.get("default", "cpu"),
+                "cuda_device_count": int(result.get("cuda_device_count") or 0),
+                "cpu_threads": result.get("cpu_threads")}
+    return None
+
+
+def resolve_device(requested, devices):
+    """The device to pass to adgan for a requested one, and a message when it
+    falls back. ``devices`` is what :func:`devices_from_final` gave (``None``:
+    unknown, pass the request on)."""
+    requested = (requested or "auto").strip()
+    if devices is None or requested in ("auto", "cpu"):
+        return requested, None
+    available = devices["devices"]
+    if requested == "cuda":
+        cudas = [d for d in available if d.startswith("cuda")]
+        if cudas:
+            return requested, None
+    elif requested in available:
+        return requested, None
+    listed = ", ".join(available) or "none"
+    return "cpu", f"{requested} is not available on this computer (devices: {listed}): using the CPU instead."
+
+
+def runs_on_cpu(device, devices):
+    """Whether a resolved device means the CPU (auto without a CUDA device too)."""
+    if device == "cpu":
+        return True
+    if device == "auto":
+        return devices is not None and devices.get("default", "cpu") == "cpu"
+    return False
+
+
+def cpu_training_estimate(phase1_iterations, phase2_iterations):
+    """Rough seconds of a training run on a CPU: 2 s per phase-1 iteration at
+    batch 64 as measured on a 2-core machine, a phase-2 iteration counted as a
+    sixth of one; scaled by nothing else (cores, batch size, volume)."""
+    n1, n2 = max(0, int(phase1_iterations or 0)), max(0, int(phase2_iterations or 0))
+    return CPU_SECONDS_PER_PHASE1_ITERATION * (n1 + PHASE2_COST * n2)
