@@ -432,7 +432,8 @@ class qMRMLNodeComboBox(QWidget):
 
     def currentNode(self):
         node = self._node
-        if node is not None and (self.mrmlScene is None or self.mrmlScene.GetNodeByID(node.GetID()) is not node):
+        scene = self.mrmlScene or node.GetScene() if node is not None else None
+        if node is not None and (scene is None or scene.GetNodeByID(node.GetID()) is not node):
             return None  # removed from the scene
         return node
 
