@@ -42,7 +42,6 @@ from ADGANLib import parameters as P  # noqa: E402
 from ADGANLib.errors import AdganError  # noqa: E402
 from ADGANLib.process import (  # noqa: E402
     PRESETS,
-    JsonLinesProcess,
     ModelInfo,
     ScoreOptions,
     ScoreProcess,

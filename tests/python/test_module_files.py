@@ -115,3 +115,15 @@ def test_adganlib_imports_without_slicer():
 
     assert "slicer" not in sys.modules and "qt" not in sys.modules
     assert ADGANLib.TrainOptions and ADGANLib.load_library
+
+
+def test_preset_tooltip_states_the_presets_budgets(ui):
+    """The Train tab's preset tooltip gives each preset's N, M and batch as
+    ADGANLib.process.PRESETS (checked against adgan train --help elsewhere)."""
+    from ADGANLib.process import PRESETS
+
+    tip = next(w for w in ui.iter("widget") if w.get("name") == "trainPresetComboBox")
+    text = next(p for p in tip.findall("property") if p.get("name") == "toolTip").find("string").text
+    stated = {m[0]: {"phase1_iterations": int(m[1]), "phase2_iterations": int(m[2]), "batch_size": int(m[3])}
+              for m in re.findall(r"([\w-]+): [^;]*?\(N=(\d+), M=(\d+), batch (\d+)", text)}
+    assert stated == PRESETS

@@ -181,7 +181,7 @@ def test_score_cancel(panel, trained):
     w, ui = panel.widget, panel.ui
     choose_model(panel, trained["path"])
     w._channelSelectors[0].setCurrentNode(panel.flair)
-    ui.strideSpinBox.value = 4
+    ui.strideSpinBox.value = 8
     ui.scoreApplyButton.click()
     job = w._scoreJob
     pump(panel, lambda: job.last_progress is not None or job.finished is not None)

@@ -1,11 +1,13 @@
 """ADGANLib: the adGAN Slicer module's logic that needs no Slicer.
 
-Plain Python and numpy: loading libadgan with ctypes (:mod:`.native`),
-finding it and the ``adgan`` program (:mod:`.locate`), volume geometry
-(:mod:`.geometry`) and NIfTI files (:mod:`.nifti`), running training in its
-own process (:mod:`.process`), scoring on a worker thread (:mod:`.jobs`),
-progress text (:mod:`.progress`), anomaly-map thresholds (:mod:`.maps`) and
-the parameter-node schema (:mod:`.parameters`).
+Plain Python and numpy: running ``adgan`` in its own process - training,
+scoring, model information, the device list (:mod:`.process`; what the
+Slicer panel uses), finding the program (:mod:`.locate`), volume geometry
+(:mod:`.geometry`) and NIfTI files (:mod:`.nifti`), progress text
+(:mod:`.progress`), anomaly-map thresholds (:mod:`.maps`) and the
+parameter-node schema (:mod:`.parameters`). For scripts outside Slicer,
+libadgan through ctypes (:mod:`.native`) and scoring on a worker thread
+(:mod:`.jobs`); the panel never loads the library.
 """
 
 from .errors import (
@@ -18,20 +20,34 @@ from .geometry import VolumeGeometry, lps_to_ras, ras_to_lps
 from .jobs import ScoreJob
 from .locate import find_binary, find_library
 from .native import Library, Model, load_library
-from .process import PRESETS, JsonLinesProcess, TrainingProcess, TrainOptions, start_training
+from .process import (
+    PRESETS,
+    JsonDocumentProcess,
+    JsonLinesProcess,
+    ModelInfo,
+    ScoreOptions,
+    ScoreProcess,
+    TrainingProcess,
+    TrainOptions,
+    start_training,
+)
 from .progress import ProgressTracker, describe
 
 __all__ = [
     "AdganError",
     "BinaryNotFoundError",
     "CancelledError",
+    "JsonDocumentProcess",
     "JsonLinesProcess",
     "Library",
     "LibraryNotFoundError",
     "Model",
+    "ModelInfo",
     "PRESETS",
     "ProgressTracker",
     "ScoreJob",
+    "ScoreOptions",
+    "ScoreProcess",
     "TrainOptions",
     "TrainingProcess",
     "VolumeGeometry",
