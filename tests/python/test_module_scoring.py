@@ -166,3 +166,16 @@ def test_logic_score_waits(mrml, flair, trained):
     with pytest.raises(AdganError, match=r"needs 1 input volume\(s\)"):
         mrml.logic.startScoring(str(trained["path"]), [flair, flair],
                                 modelInfo=mrml.logic.getModelInfo(str(trained["path"])))
+
+
+def test_real_adgan_lists_its_devices(mrml):
+    """adgan devices --json as the panel reads it (the CPU is always there;
+    a CUDA device only where libtorch sees one)."""
+    devices = mrml.logic.getDevices(timeout=60)
+    assert devices is not None, "adgan devices --json gave no device list"
+    assert "cpu" in devices["devices"] and devices["default"] in devices["devices"]
+    cudas = [d for d in devices["devices"] if d.startswith("cuda:")]
+    assert len(cudas) == devices["cuda_device_count"]
+    from ADGANLib.process import resolve_device
+
+    assert resolve_device("cuda:7", devices)[0] == ("cuda:7" if "cuda:7" in cudas else "cpu")
