@@ -26,6 +26,9 @@ readelf -d target/release/libadgan.so | grep -E 'SONAME|RUNPATH'
 step "Slicer module: ADGANLib and the module's files (pytest tests/python)"
 .venv/bin/python -m pytest -q tests/python
 
+step "cohort workflow: Snakemake's local executor on three small volumes (workflows/cohort/test.sh)"
+workflows/cohort/test.sh
+
 step "C API: install in a temporary prefix, move it, build and run the C, C++ and ITK consumers (ctest)"
 # include/adgan.h freshness and its version macros are checked by tests/header.rs (Rust tests).
 capi="$(mktemp -d)"
