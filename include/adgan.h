@@ -623,6 +623,23 @@ int32_t adgan_train_options_set_validation(AdganTrainOptions *options,
 int32_t adgan_train_options_set_normalisation(AdganTrainOptions *options, const char *method);
 
 /**
+ * The intensity gate of the maps: "bright" (on the first channel),
+ * "bright:N" (on channel N) or "off". Gated, a voxel's score is the
+ * critic's map (0 when negative) times how far the voxel is brighter than
+ * the training volumes' normal tissue (0 up to its median, 1 at its 99.9th
+ * percentile). The quick preset: "bright"; the paper's presets: "off".
+ * The model records it and scoring applies it; window scores are never
+ * gated. Training fails with `ADGAN_STATUS_INVALID_ARGUMENT` when N is
+ * not a channel of the data.
+ *
+ * Errors: `ADGAN_STATUS_INVALID_ARGUMENT` for a NULL handle or gate or an
+ * unknown gate; the option is then unchanged.
+ * Not thread-safe on one handle: do not modify a handle another thread
+ * is using.
+ */
+int32_t adgan_train_options_set_intensity_gate(AdganTrainOptions *options, const char *gate);
+
+/**
  * Names of the channels, comma separated (e.g. "flair,t2"; copied), stored
  * in the model. NULL restores the default: "flair" for one channel,
  * "ch0,ch1,..." for several. Training fails with

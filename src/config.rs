@@ -5,6 +5,7 @@
 //! one, and none of them is needed to name an option.
 
 use crate::error::{Error, Result};
+use crate::gate::GateChoice;
 use serde::{Deserialize, Serialize};
 
 /// Side of the square patches the networks take and make.
@@ -180,6 +181,10 @@ pub struct TrainConfig {
     /// files from before this option are `ZScore`.
     #[serde(default)]
     pub normalisation: Normalisation,
+    /// The intensity gate of the maps ([`crate::gate`]): off, or bright on
+    /// a channel; files from before this option are off.
+    #[serde(default)]
+    pub intensity_gate: GateChoice,
 }
 
 impl Default for TrainConfig {
@@ -215,6 +220,7 @@ impl TrainConfig {
             validate_every: 0,
             validation_kinds: Vec::new(),
             normalisation: Normalisation::ZScore,
+            intensity_gate: GateChoice::Off,
         };
         let paper_quick = TrainConfig {
             phase1_iterations: 200,
@@ -237,6 +243,7 @@ impl TrainConfig {
                 ema_decay: 0.99,
                 validate_every: 50,
                 validation_kinds: vec![Counterfeit::Blend, Counterfeit::Intensity],
+                intensity_gate: GateChoice::Bright(0),
                 ..paper_quick
             },
         }

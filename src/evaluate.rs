@@ -489,7 +489,7 @@ pub fn evaluate(
         Some(m) => model
             .meta
             .calibration
-            .threshold_for(&m.painting.to_string()),
+            .threshold_for(&m.painting.to_string(), model.meta.gates(m.intensity_gate)),
         None => model.meta.calibration.threshold,
     });
     let channels = model.channels();

@@ -12,6 +12,7 @@ pub mod error;
 pub mod evaluate;
 pub mod fake_pool;
 pub mod ffi;
+pub mod gate;
 pub mod images;
 pub mod io;
 pub mod losses;

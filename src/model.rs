@@ -51,6 +51,9 @@ pub struct Calibration {
 pub struct MapCalibration {
     /// The painting (`attribution:5`, as `--painting` takes it).
     pub painting: String,
+    /// Whether the maps were gated by the model's intensity gate.
+    #[serde(default)]
+    pub gated: bool,
     /// Window stride of the painting.
     pub stride: usize,
     /// Brain voxels of the held-out slices that windows covered.
@@ -106,11 +109,11 @@ impl Calibration {
     }
 
     /// The threshold for maps painted with `painting` (its name, as
-    /// `--painting` takes it): the map calibration's when it was made with
-    /// that painting, else the window threshold.
-    pub fn threshold_for(&self, painting: &str) -> f64 {
+    /// `--painting` takes it), `gated` or not: the map calibration's when
+    /// it was made so, else the window threshold.
+    pub fn threshold_for(&self, painting: &str, gated: bool) -> f64 {
         match &self.map {
-            Some(m) if m.painting == painting => m.threshold,
+            Some(m) if m.painting == painting && m.gated == gated => m.threshold,
             _ => self.threshold,
         }
     }
@@ -157,9 +160,19 @@ pub struct ModelMeta {
     /// validation only).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub selection: Option<crate::selection::SelectionReport>,
+    /// The gate scoring applies to maps ([`crate::gate`]); `None`: maps as
+    /// the critic paints them (and every file from before the gate).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub intensity_gate: Option<crate::gate::IntensityGate>,
 }
 
 impl ModelMeta {
+    /// Whether maps scored with `opts` are gated (asked for, and the model
+    /// has a gate).
+    pub fn gates(&self, intensity_gate: bool) -> bool {
+        intensity_gate && self.intensity_gate.is_some()
+    }
+
     /// Patch sampling the model was trained with.
     pub fn sampling(&self) -> PatchSampling {
         self.training.sampling

@@ -2,7 +2,8 @@
 //! scored by the critic, calibrated, and painted back onto the voxels it
 //! covers ([`Painting`]: by default each window's score spread over its
 //! pixels by the critic's gradient times the input, then averaged over the
-//! windows covering each voxel).
+//! windows covering each voxel), then gated by intensity where the model
+//! has a gate ([`crate::gate`]).
 
 use crate::error::{Error, Result};
 use crate::io::tensor_file::to_f32_vec;
@@ -31,6 +32,9 @@ pub struct ScoreOptions {
     pub patch_table: bool,
     /// How window scores become voxel scores.
     pub painting: Painting,
+    /// Apply the model's intensity gate to the map ([`crate::gate`]; models
+    /// without one are never gated). Window scores are never gated.
+    pub intensity_gate: bool,
 }
 
 /// The painting scoring uses unless told otherwise (command line, C API).
@@ -119,6 +123,7 @@ impl Default for ScoreOptions {
             min_brain_fraction: None,
             patch_table: false,
             painting: Painting::default(),
+            intensity_gate: true,
         }
     }
 }
@@ -333,6 +338,15 @@ impl Model {
         let (raw, weights) =
             self.scores_and_weights(patches, || in_brain.shallow_clone(), painting, batch)?;
         let brain_px = to_f32_vec(&in_brain)?;
+        let gate = self.meta.intensity_gate;
+        let gated_px = match &gate {
+            Some(g) => to_f32_vec(
+                &patches
+                    .to_device(tch::Device::Cpu)
+                    .select(1, g.channel as i64),
+            )?,
+            None => Vec::new(),
+        };
         let kernel = painting.kernel();
         let mut by_slice: std::collections::BTreeMap<u32, Vec<usize>> = Default::default();
         for (i, &g) in groups.iter().enumerate() {
@@ -367,19 +381,28 @@ impl Model {
                 _ => paint_weighted(h, w, &windows, |_, _| (1.0, 1.0)),
             };
             let mut brain = vec![false; h * w];
+            // The gated channel's value of each pixel (any window covering
+            // it holds the same).
+            let mut value = vec![0f32; if gate.is_some() { h * w } else { 0 }];
             for &i in idx {
                 let (_, r0, q0) = origins[i];
                 for px in 0..WINDOW_PIXELS {
                     if brain_px[i * WINDOW_PIXELS + px] > 0.0 {
-                        brain[(r0 as usize + px / p) * w + q0 as usize + px % p] = true;
+                        let k = (r0 as usize + px / p) * w + q0 as usize + px % p;
+                        brain[k] = true;
+                        if gate.is_some() {
+                            value[k] = gated_px[i * WINDOW_PIXELS + px];
+                        }
                     }
                 }
             }
-            values.extend(
-                (0..h * w)
-                    .filter(|&k| brain[k] && cnt[k] > 0.0)
-                    .map(|k| sum[k] / cnt[k]),
-            );
+            values.extend((0..h * w).filter(|&k| brain[k] && cnt[k] > 0.0).map(|k| {
+                let m = sum[k] / cnt[k];
+                match &gate {
+                    Some(g) => m.max(0.0) * g.weight(value[k]) as f64,
+                    None => m,
+                }
+            }));
         }
         if values.is_empty() {
             return Ok(None);
@@ -392,6 +415,7 @@ impl Model {
             .collect();
         Ok(Some(MapCalibration {
             painting: painting.to_string(),
+            gated: gate.is_some(),
             stride,
             voxels: values.len(),
             threshold: q(MAP_THRESHOLD_QUANTILE).max(self.meta.calibration.threshold),
@@ -523,6 +547,9 @@ impl Model {
             )) {
                 return Err(Error::Cancelled);
             }
+        }
+        if let (true, Some(g)) = (opts.intensity_gate, &self.meta.intensity_gate) {
+            g.apply(&mut map, &to_f32_vec(&norm.data.get(g.channel as i64))?);
         }
         Ok(ScoreResult {
             map,

@@ -344,11 +344,12 @@ fn the_map_threshold_flags_few_normal_voxels_and_is_on_the_scale_of_the_map() {
     let painting = Painting::default().to_string();
     assert_eq!(map_cal.painting, painting);
     assert_eq!(map_cal.stride, c.sampling.stride);
-    let thr = model.meta.calibration.threshold_for(&painting);
+    assert!(!map_cal.gated, "tiny configs have no gate");
+    let thr = model.meta.calibration.threshold_for(&painting, false);
     assert_eq!(thr, map_cal.threshold);
     assert!(thr >= model.meta.calibration.threshold);
     assert_eq!(
-        model.meta.calibration.threshold_for("mean"),
+        model.meta.calibration.threshold_for("mean", false),
         model.meta.calibration.threshold
     );
     // The whole (normal part of the) volume scored as a user would: the map
@@ -382,4 +383,108 @@ fn the_map_threshold_flags_few_normal_voxels_and_is_on_the_scale_of_the_map() {
     model.save(&path).unwrap();
     let loaded = Model::load(&path, Device::Cpu).unwrap();
     assert_eq!(loaded.meta.calibration.map, Some(map_cal));
+}
+
+#[test]
+fn the_intensity_gate_keeps_the_critics_map_only_where_tissue_is_brighter_than_normal() {
+    use adgan::gate::GateChoice;
+    use adgan::score::{Painting, ScoreOptions};
+    use adgan::train::Preset;
+    assert_eq!(
+        TrainConfig::preset(Preset::Quick).intensity_gate,
+        GateChoice::Bright(0)
+    );
+    for p in [Preset::Paper, Preset::PaperQuick] {
+        assert_eq!(TrainConfig::preset(p).intensity_gate, GateChoice::Off);
+    }
+    let case = crop_z(&demo_training_case(), 50, 100);
+    let mut c = synthetic_only(40);
+    c.validate_every = 0;
+    c.intensity_gate = GateChoice::Bright(0);
+    let d =
+        TrainingData::from_cases(std::slice::from_ref(&case), vec!["flair".into()], &c).unwrap();
+    let model = adgan::train(&d, &c, Device::Cpu, &Default::default(), &mut |_| true).unwrap();
+    let g = model.meta.intensity_gate.expect("a gate");
+    assert_eq!(g.channel, 0);
+
+    // The reference is where the normal voxels (brain, tumour excluded) lie
+    // after normalisation: their median and 99.9th percentile.
+    let norm = adgan::preprocess::normalise(&case, model.normalisation()).unwrap();
+    let value = adgan::io::tensor_file::to_f32_vec(&norm.data.get(0)).unwrap();
+    let brain = case.brain_mask();
+    let lesion = case.exclude.clone().unwrap();
+    let mut normal: Vec<f32> = (0..value.len())
+        .filter(|&i| brain[i] && !lesion[i])
+        .map(|i| value[i])
+        .collect();
+    normal.sort_by(f32::total_cmp);
+    let q = |p: f64| normal[(p * (normal.len() - 1) as f64).round() as usize] as f64;
+    assert!((g.reference.median - q(0.5)).abs() < 0.02, "{g:?}");
+    assert!((g.reference.tail - q(0.999)).abs() < 0.05, "{g:?}");
+    assert!(g.reference.tail > g.reference.median + 1.0);
+
+    // The map calibration paints the held-out slices gated, and its
+    // threshold is the one for gated maps only.
+    let painting = Painting::default().to_string();
+    let map_cal = model
+        .meta
+        .calibration
+        .map
+        .clone()
+        .expect("a map calibration");
+    assert!(map_cal.gated);
+    let cal = &model.meta.calibration;
+    assert_eq!(cal.threshold_for(&painting, true), map_cal.threshold);
+    assert_eq!(cal.threshold_for(&painting, false), cal.threshold);
+
+    // Scored gated, the map is the critic's (0 when negative) times the
+    // gate's weight of each voxel: 0 wherever tissue is no brighter than
+    // the normal median.
+    let opts = ScoreOptions {
+        stride: 8,
+        ..Default::default()
+    };
+    let gated = model.score_case(&case, &opts, &mut |_| true).unwrap().map;
+    let ungated_opts = ScoreOptions {
+        intensity_gate: false,
+        ..opts
+    };
+    let ungated = model
+        .score_case(&case, &ungated_opts, &mut |_| true)
+        .unwrap()
+        .map;
+    let mut zeroed = 0;
+    for i in (0..gated.len()).filter(|&i| brain[i]) {
+        let want = ungated[i].max(0.0) * g.weight(value[i]);
+        assert!(
+            (gated[i] - want).abs() <= 1e-5 * (1.0 + want.abs()),
+            "voxel {i}: {} against {want}",
+            gated[i]
+        );
+        if value[i] as f64 <= g.reference.median {
+            assert_eq!(gated[i], 0.0);
+            zeroed += 1;
+        }
+    }
+    assert!(zeroed > brain.iter().filter(|&&b| b).count() / 3);
+    // The tumour (bright on FLAIR) keeps its score; normal tissue loses most.
+    let mean = |m: &[f32], keep: &dyn Fn(usize) -> bool| {
+        let v: Vec<f64> = (0..m.len())
+            .filter(|&i| keep(i))
+            .map(|i| m[i] as f64)
+            .collect();
+        v.iter().sum::<f64>() / v.len() as f64
+    };
+    let in_lesion = |i: usize| brain[i] && lesion[i];
+    let in_normal = |i: usize| brain[i] && !lesion[i];
+    let (gl, gn) = (mean(&gated, &in_lesion), mean(&gated, &in_normal));
+    eprintln!("gated map: tumour {gl:.3}, normal {gn:.3}");
+    assert!(gl > 5.0 * gn.max(1e-6), "tumour {gl}, normal {gn}");
+
+    // A gate on a channel the data lacks is refused by name.
+    c.intensity_gate = GateChoice::Bright(1);
+    let e = adgan::train(&d, &c, Device::Cpu, &Default::default(), &mut |_| true)
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("channel 1") && e.contains("1 channel"), "{e}");
 }

@@ -76,6 +76,7 @@ pub(super) fn config_from(a: &TrainArgs) -> TrainConfig {
     set!(validate_every = a.validate_every);
     set!(validation_kinds = a.validation_kinds.clone().map(|k| k.0));
     set!(normalisation = a.normalisation);
+    set!(intensity_gate = a.intensity_gate);
     c
 }
 
@@ -291,6 +292,7 @@ fn score_images(a: &ScoreArgs, specs: &[PathBuf], model: &Model, ui: &mut Report
         min_brain_fraction: a.min_brain_fraction,
         patch_table: false,
         painting: a.map.painting,
+        intensity_gate: !a.map.no_intensity_gate,
     };
     let r = adgan::images::score_images(model, &paths, &opts, a.maps.is_some(), &mut |p| {
         ui.update(p)
@@ -371,6 +373,7 @@ pub fn score(a: ScoreArgs) -> Result<()> {
         min_brain_fraction: a.min_brain_fraction,
         patch_table: a.patches.is_some(),
         painting: a.map.painting,
+        intensity_gate: !a.map.no_intensity_gate,
     };
     let result = model.score_case(&case, &opts, &mut |p| ui.update(p))?;
     ui.finish();
@@ -379,10 +382,10 @@ pub fn score(a: ScoreArgs) -> Result<()> {
         adgan::report::csv::write_patch_csv(csv, &result.patches)?;
     }
     let max = result.map.iter().cloned().fold(f32::MIN, f32::max);
-    let threshold = model
-        .meta
-        .calibration
-        .threshold_for(&opts.painting.to_string());
+    let threshold = model.meta.calibration.threshold_for(
+        &opts.painting.to_string(),
+        model.meta.gates(opts.intensity_gate),
+    );
     // The anomaly burden: brain voxels at or above the model's threshold,
     // as a count, a fraction of the brain and a volume.
     let brain = case.brain_mask();
@@ -479,6 +482,20 @@ pub fn info(a: InfoArgs) -> Result<()> {
     println!(
         "  patches           {0}x{0}, slice axis {1}, normalisation {2}",
         m.patch_size, m.slice_axis, m.normalisation
+    );
+    println!(
+        "  intensity gate    {}",
+        match &m.intensity_gate {
+            Some(g) => format!(
+                "bright on channel {} ({}): 0 at the normal median {:.2}, 1 at its 99.9th percentile {:.2} ({} normal voxels sampled)",
+                g.channel,
+                m.channel_names.get(g.channel).map_or("?", String::as_str),
+                g.reference.median,
+                g.reference.tail,
+                g.reference.voxels
+            ),
+            None => "off (maps as the critic paints them)".to_string(),
+        }
     );
     println!(
         "  variant           {}: {}",

@@ -122,6 +122,7 @@ pub fn run(a: DemoArgs) -> Result<()> {
     let opts = ScoreOptions {
         stride: a.stride,
         painting: a.map.painting,
+        intensity_gate: !a.map.no_intensity_gate,
         ..Default::default()
     };
     ui.info(&format!("demo: scoring {TEST_CASE} at stride {}", a.stride));
@@ -134,10 +135,10 @@ pub fn run(a: DemoArgs) -> Result<()> {
     //    to plain FLAIR intensity.
     let patches = patch_protocol(&model, &case, &lesion, 8)?;
     let brain = case.brain_mask();
-    let threshold = model
-        .meta
-        .calibration
-        .threshold_for(&opts.painting.to_string());
+    let threshold = model.meta.calibration.threshold_for(
+        &opts.painting.to_string(),
+        model.meta.gates(opts.intensity_gate),
+    );
     let voxel_model = voxel_metrics(&result.map, &brain, &lesion, Some(threshold));
     let norm = adgan::preprocess::normalise(&case, model.normalisation())?;
     let flair_norm = adgan::io::tensor_file::to_f32_vec(&norm.data)?;

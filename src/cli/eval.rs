@@ -210,6 +210,7 @@ pub fn run(a: EvalArgs) -> Result<()> {
         stride: a.stride,
         batch_size: a.batch_size,
         painting: a.map.painting,
+        intensity_gate: !a.map.no_intensity_gate,
         ..Default::default()
     };
     let mut report = json!({

@@ -219,6 +219,15 @@ pub struct TrainArgs {
     /// records it and scoring applies the same.
     #[arg(long, value_name = "METHOD", value_parser = parse_normalisation)]
     pub normalisation: Option<adgan::config::Normalisation>,
+    /// Gate the maps by intensity: bright (on the first channel), bright:N
+    /// (on channel N) or off. Gated, a voxel's score is the critic's map
+    /// (0 when negative) times how far the voxel is brighter than the
+    /// training volumes' normal tissue (0 up to its median, 1 at its 99.9th
+    /// percentile): lesions FLAIR shows are bright on it (the quick
+    /// preset: bright; the paper's presets: off; 2-D images are never
+    /// gated). Scoring can leave it out (--no-intensity-gate).
+    #[arg(long, value_name = "GATE", value_parser = parse_gate)]
+    pub intensity_gate: Option<adgan::gate::GateChoice>,
     #[command(flatten)]
     pub common: Common,
 }
@@ -277,6 +286,10 @@ fn parse_kinds(s: &str) -> std::result::Result<Kinds, String> {
     adgan::counterfeit::Counterfeit::parse_list(s)
         .map(Kinds)
         .map_err(|e| e.to_string())
+}
+
+fn parse_gate(s: &str) -> std::result::Result<adgan::gate::GateChoice, String> {
+    adgan::gate::GateChoice::parse(s).map_err(|e| e.to_string())
 }
 
 fn parse_normalisation(s: &str) -> std::result::Result<adgan::config::Normalisation, String> {
@@ -479,6 +492,10 @@ pub struct PaintingArg {
     /// lesions smaller than a window; scoring takes about 3 times longer).
     #[arg(long, value_name = "HOW", default_value = adgan::score::DEFAULT_PAINTING, value_parser = parse_painting)]
     pub painting: adgan::score::Painting,
+    /// Leave the map ungated even when the model has an intensity gate
+    /// (`adgan info` shows it): the critic's map as painted.
+    #[arg(long)]
+    pub no_intensity_gate: bool,
 }
 
 fn parse_painting(s: &str) -> std::result::Result<adgan::score::Painting, String> {

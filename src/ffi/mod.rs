@@ -27,6 +27,7 @@ use crate::config::{Counterfeit, Normalisation};
 use crate::config::{CriticInit, Preset, TrainConfig};
 use crate::device::{cuda_device_count, device_name, parse_device};
 use crate::error::Error;
+use crate::gate::GateChoice;
 use crate::model::Model;
 use crate::preprocess::Case;
 use crate::progress::Progress;

@@ -133,7 +133,11 @@ pub unsafe extern "C" fn adgan_model_calibration(
         );
         let c = &m.meta.calibration;
         let painting = crate::score::Painting::default().to_string();
-        (*mean, *std, *threshold) = (c.mean, c.std, c.threshold_for(&painting));
+        (*mean, *std, *threshold) = (
+            c.mean,
+            c.std,
+            c.threshold_for(&painting, m.meta.intensity_gate.is_some()),
+        );
         Ok(())
     })
 }

@@ -10,11 +10,13 @@ pub mod variants;
 use crate::counterfeit;
 use crate::error::{Error, Result};
 use crate::fake_pool::FakePool;
+use crate::gate::{GateChoice, IntensityGate, IntensityReference, GATE_SAMPLE_STEP};
+use crate::io::tensor_file::to_f32_vec;
 use crate::losses;
 use crate::model::{Budget, Calibration, Model, ModelMeta, FORMAT, FORMAT_VERSION};
 use crate::nets::{Critic, Generator, LATENT, PATCH};
 use crate::optim::Adam;
-use crate::preprocess::{normalise, training_patches_by_slice, Case};
+use crate::preprocess::{normalise, training_patches_by_slice, Case, Normalised};
 use crate::progress::{Progress, ProgressFn, Stage};
 use crate::rng::Rng;
 use crate::selection::{self, snapshot, Ema, SelectionReport, Validator, Weights};
@@ -42,6 +44,25 @@ pub struct TrainingData {
     pub layout: Option<PatchLayout>,
 }
 
+/// Append every [`GATE_SAMPLE_STEP`]-th normal voxel (brain, not
+/// excluded) of each channel of `norm` to `into`.
+fn sample_normal_voxels(norm: &Normalised, into: &mut [Vec<f32>]) -> Result<()> {
+    let brain = to_f32_vec(&norm.brain)?;
+    let exclude = match &norm.exclude {
+        Some(e) => Some(to_f32_vec(e)?),
+        None => None,
+    };
+    let normal: Vec<usize> = (0..brain.len())
+        .filter(|&i| brain[i] > 0.0 && exclude.as_ref().map_or(true, |e| e[i] == 0.0))
+        .step_by(GATE_SAMPLE_STEP)
+        .collect();
+    for (c, values) in into.iter_mut().enumerate() {
+        let data = to_f32_vec(&norm.data.get(c as i64))?;
+        values.extend(normal.iter().map(|&i| data[i]));
+    }
+    Ok(())
+}
+
 /// Where the patches of [`TrainingData`] lie.
 #[derive(Debug, Clone, PartialEq)]
 pub struct PatchLayout {
@@ -51,6 +72,10 @@ pub struct PatchLayout {
     /// Per case: each channel's value outside the brain after
     /// normalisation (how a patch's brain pixels are told apart).
     pub backgrounds: Vec<Vec<f32>>,
+    /// Per channel: where the normal voxels of all cases (brain, not
+    /// excluded) lie after normalisation, for the intensity gate; `None`
+    /// for a channel without spread.
+    pub intensity: Vec<Option<IntensityReference>>,
 }
 
 impl TrainingData {
@@ -83,7 +108,9 @@ impl TrainingData {
         let mut layout = PatchLayout {
             origins: Vec::new(),
             backgrounds: Vec::new(),
+            intensity: Vec::new(),
         };
+        let mut normal_values: Vec<Vec<f32>> = vec![Vec::new(); channels];
         let mut next_group = 0u32;
         for case in cases {
             if case.channels.len() != channels {
@@ -96,6 +123,7 @@ impl TrainingData {
                 ));
             }
             let norm = normalise(case, config.normalisation)?;
+            sample_normal_voxels(&norm, &mut normal_values)?;
             let crate::preprocess::SlicePatches {
                 patches,
                 slices,
@@ -117,6 +145,10 @@ impl TrainingData {
             }
         }
         let patches = Tensor::cat(&all, 0);
+        layout.intensity = normal_values
+            .into_iter()
+            .map(IntensityReference::of)
+            .collect();
         if channel_names.len() != channels {
             return Err(Error::invalid(format!(
                 "{} channel name(s) for {channels} channel(s)",
@@ -273,6 +305,8 @@ pub fn train(
     if channels == 0 {
         return Err(Error::invalid("training patches have no channel"));
     }
+    // Refused now rather than after training.
+    intensity_gate_of(config.intensity_gate, data, channels)?;
     let n_all = data.len();
     let (held, train_order) = held_out_split(data, config);
     let n_cal = held.len();
@@ -557,8 +591,10 @@ pub fn train(
     }
     budget.phase2_iterations = config.phase2_iterations;
 
-    // Calibrate on the held-out normal patches.
+    // Calibrate on the held-out normal patches; the map calibration paints
+    // them gated as scoring will.
     let _ = progress(&Progress::new(Stage::Calibrate, 0, 1));
+    let intensity_gate = intensity_gate_of(config.intensity_gate, data, channels)?;
     let meta = ModelMeta {
         format: FORMAT.to_string(),
         format_version: FORMAT_VERSION,
@@ -581,6 +617,7 @@ pub fn train(
         budget,
         selection: (config.validate_every > 0 && config.phase2_iterations > 0)
             .then(|| chooser.report.clone()),
+        intensity_gate,
     };
     let Nets { vs_d, d, .. } = nets;
     let mut model = Model::from_parts(meta, vs_d, d);
@@ -611,4 +648,28 @@ pub fn train(
         }
     }
     Ok(model)
+}
+
+/// The gate `choice` asks for, from the normal voxels `data` holds: `None`
+/// when off, and for 2-D images (whose brightness says nothing of
+/// abnormality) or a channel without spread.
+fn intensity_gate_of(
+    choice: GateChoice,
+    data: &TrainingData,
+    channels: usize,
+) -> Result<Option<IntensityGate>> {
+    let GateChoice::Bright(channel) = choice else {
+        return Ok(None);
+    };
+    if channel >= channels {
+        return Err(Error::invalid(format!(
+            "intensity gate on channel {channel}: the model has {channels} channel(s) (0 to {})",
+            channels - 1
+        )));
+    }
+    Ok(data
+        .layout
+        .as_ref()
+        .and_then(|l| l.intensity.get(channel).copied().flatten())
+        .map(|reference| IntensityGate { channel, reference }))
 }

@@ -176,6 +176,13 @@ static void check_option_setters(void) {
     CHECK_MESSAGE("minmax");
     CHECK_STATUS(adgan_train_options_set_normalisation(o, "clipped"), ADGAN_STATUS_OK);
     CHECK_STATUS(adgan_train_options_set_normalisation(o, "zscore"), ADGAN_STATUS_OK);
+    CHECK_STATUS(adgan_train_options_set_intensity_gate(NULL, "bright"),
+                 ADGAN_STATUS_INVALID_ARGUMENT);
+    CHECK_STATUS(adgan_train_options_set_intensity_gate(o, NULL), ADGAN_STATUS_INVALID_ARGUMENT);
+    CHECK_STATUS(adgan_train_options_set_intensity_gate(o, "dark"), ADGAN_STATUS_INVALID_ARGUMENT);
+    CHECK_MESSAGE("dark");
+    CHECK_STATUS(adgan_train_options_set_intensity_gate(o, "bright:1"), ADGAN_STATUS_OK);
+    CHECK_STATUS(adgan_train_options_set_intensity_gate(o, "off"), ADGAN_STATUS_OK);
     CHECK_STATUS(adgan_train_options_set_preset(NULL, "quick"), ADGAN_STATUS_INVALID_ARGUMENT);
     CHECK_STATUS(adgan_train_options_set_preset(o, NULL), ADGAN_STATUS_INVALID_ARGUMENT);
     CHECK_STATUS(adgan_train_options_set_preset(o, "fastest"), ADGAN_STATUS_INVALID_ARGUMENT);
