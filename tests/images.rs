@@ -268,6 +268,8 @@ fn image_model(dir: &Path) -> (Model, Vec<PathBuf>) {
     paths.push(c.clone());
     let mut config = common::tiny_config(2, 2);
     config.batch_size = 8;
+    // As the quick preset asks: 2-D images are never gated by intensity.
+    config.intensity_gate = adgan::gate::GateChoice::Bright(0);
     let (patches, channels, skipped) = images::training_patches_of_images(
         &paths,
         None,
@@ -293,6 +295,7 @@ fn image_model(dir: &Path) -> (Model, Vec<PathBuf>) {
         &mut |_| true,
     )
     .unwrap();
+    assert!(model.meta.intensity_gate.is_none());
     (model, paths)
 }
 

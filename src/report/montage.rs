@@ -473,18 +473,8 @@ fn blend(under: [u8; 3], over: [u8; 3], alpha: f32) -> [u8; 3] {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::fs::File;
 
-    fn decode(path: &Path) -> (u32, u32, Vec<u8>) {
-        let decoder = png::Decoder::new(File::open(path).unwrap());
-        let mut reader = decoder.read_info().unwrap();
-        let mut buf = vec![0; reader.output_buffer_size()];
-        let info = reader.next_frame(&mut buf).unwrap();
-        assert_eq!(info.color_type, png::ColorType::Rgb);
-        assert_eq!(info.bit_depth, png::BitDepth::Eight);
-        buf.truncate(info.buffer_size());
-        (info.width, info.height, buf)
-    }
+    use super::super::render::decode_png as decode;
 
     fn pixel(buf: &[u8], width: u32, x: usize, y: usize) -> [u8; 3] {
         let o = (y * width as usize + x) * 3;

@@ -472,18 +472,8 @@ fn tick_label(v: f64, axis: &Range<f64>) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::fs::File;
 
-    fn decode(path: &Path) -> (u32, u32, Vec<u8>) {
-        let decoder = png::Decoder::new(File::open(path).unwrap());
-        let mut reader = decoder.read_info().unwrap();
-        let mut buf = vec![0; reader.output_buffer_size()];
-        let info = reader.next_frame(&mut buf).unwrap();
-        assert_eq!(info.color_type, png::ColorType::Rgb);
-        assert_eq!(info.bit_depth, png::BitDepth::Eight);
-        buf.truncate(info.buffer_size());
-        (info.width, info.height, buf)
-    }
+    use super::super::render::decode_png as decode;
 
     /// A decoded figure.
     struct Figure {

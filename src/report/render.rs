@@ -234,6 +234,20 @@ pub(super) fn write_rgb_png(path: &Path, width: u32, height: u32, pixels: &[u8])
     })
 }
 
+/// A PNG the figures wrote, decoded: width, height and its RGB bytes
+/// (tests of every figure read them back through this).
+#[cfg(test)]
+pub(super) fn decode_png(path: &Path) -> (u32, u32, Vec<u8>) {
+    let decoder = png::Decoder::new(std::fs::File::open(path).unwrap());
+    let mut reader = decoder.read_info().unwrap();
+    let mut buf = vec![0; reader.output_buffer_size()];
+    let info = reader.next_frame(&mut buf).unwrap();
+    assert_eq!(info.color_type, png::ColorType::Rgb);
+    assert_eq!(info.bit_depth, png::BitDepth::Eight);
+    buf.truncate(info.buffer_size());
+    (info.width, info.height, buf)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -251,11 +265,6 @@ mod tests {
         let path = dir.path().join("rgb.png");
         let pixels: Vec<u8> = (0..2 * 3 * 3).map(|i| i as u8 * 10).collect();
         write_rgb_png(&path, 2, 3, &pixels).unwrap();
-        let decoder = png::Decoder::new(std::fs::File::open(&path).unwrap());
-        let mut reader = decoder.read_info().unwrap();
-        let mut buf = vec![0; reader.output_buffer_size()];
-        let info = reader.next_frame(&mut buf).unwrap();
-        assert_eq!((info.width, info.height), (2, 3));
-        assert_eq!(&buf[..info.buffer_size()], &pixels[..]);
+        assert_eq!(decode_png(&path), (2, 3, pixels));
     }
 }
