@@ -1186,14 +1186,23 @@ class ADGANLogic(ScriptedLoadableModuleLogic):
         return node, slicer.util.arrayFromVolume(node)
 
     @staticmethod
+    def removeExportFolder(proc):
+        """Remove the files exported for an adgan process (and what it wrote
+        there). A process still running (its cancel pending) has them removed
+        now, which POSIX allows while it reads them, and again once it had
+        time to end (Windows keeps open files): Slicer may quit before then."""
+        folder = getattr(proc, "exportFolder", None)
+        if not folder:
+            return
+        shutil.rmtree(folder, ignore_errors=True)
+        if proc.finished is None:
+            qt.QTimer.singleShot(10000, lambda: shutil.rmtree(folder, ignore_errors=True))
+
+    @staticmethod
     def finishScoring(job):
         """Remove the exported volumes and the map file (after the process
         ended or was cancelled)."""
-        folder = getattr(job, "exportFolder", None)
-        if folder and job.finished is not None:
-            shutil.rmtree(folder, ignore_errors=True)
-        elif folder:
-            qt.QTimer.singleShot(10000, lambda: shutil.rmtree(folder, ignore_errors=True))
+        ADGANLogic.removeExportFolder(job)
 
     @staticmethod
     def waitFor(job, timeout=None, onEvent=None):
@@ -1355,12 +1364,7 @@ class ADGANLogic(ScriptedLoadableModuleLogic):
     @staticmethod
     def finishTraining(proc):
         """Remove the exported volumes (after the process ended or was cancelled)."""
-        folder = getattr(proc, "exportFolder", None)
-        if folder and proc.finished is not None:
-            shutil.rmtree(folder, ignore_errors=True)
-        elif folder:
-            # Still running (cancel pending): remove once it ended.
-            qt.QTimer.singleShot(10000, lambda: shutil.rmtree(folder, ignore_errors=True))
+        ADGANLogic.removeExportFolder(proc)
 
     def train(self, cases, labels, outputPath, timeout=None, onEvent=None, **options):
         """Train and wait (keeps the GUI responsive); returns the final event."""
@@ -1394,14 +1398,21 @@ class ADGANTest(ScriptedLoadableModuleTest):
         self.setUp()
         if not self.test_ADGAN_setup_found():
             return  # skipped: no adgan program
-        self.setUp()
-        self.test_ADGAN_train_score_segment()
-        self.setUp()
-        self.test_ADGAN_errors()
-        self.setUp()
-        self.test_ADGAN_cancel_training()
-        self.setUp()
-        self.test_ADGAN_widget()
+        try:
+            self.setUp()
+            self.test_ADGAN_train_score_segment()
+            self.setUp()
+            self.test_ADGAN_errors()
+            self.setUp()
+            self.test_ADGAN_cancel_training()
+            self.setUp()
+            self.test_ADGAN_widget()
+        finally:
+            # The models and files the tests wrote.
+            if hasattr(self, "_tmp"):
+                shutil.rmtree(self._tmp, ignore_errors=True)
+                del self._tmp
+            ADGANTest.modelPath = None
         self.delayDisplay("adGAN tests passed")
 
     # helpers
@@ -1538,10 +1549,16 @@ class ADGANTest(ScriptedLoadableModuleTest):
                      "recentModelsComboBox", "deviceComboBox"):
             self.assertTrue(hasattr(widget.ui, name), name)
         if ADGANTest.modelPath:
+            previous = widget.ui.modelPathLineEdit.currentPath
             widget.ui.modelPathLineEdit.currentPath = ADGANTest.modelPath
-            deadline = time.monotonic() + 60
-            while widget._modelInfo is None and time.monotonic() < deadline:
-                slicer.app.processEvents()
-                time.sleep(0.05)
-            self.assertEqual(len(widget._channelSelectors), 1)
-            self.assertIn("flair", widget.ui.modelInfoLabel.text)
+            try:
+                deadline = time.monotonic() + 60
+                while widget._modelInfo is None and time.monotonic() < deadline:
+                    slicer.app.processEvents()
+                    time.sleep(0.05)
+                self.assertEqual(len(widget._channelSelectors), 1)
+                self.assertIn("flair", widget.ui.modelInfoLabel.text)
+            finally:
+                # The test's model is removed after the tests: the panel goes
+                # back to the user's model.
+                widget.ui.modelPathLineEdit.currentPath = previous

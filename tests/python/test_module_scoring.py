@@ -156,6 +156,23 @@ def test_cancel_ends_the_scoring_process(mrml, flair, trained):
         mrml.logic.readScoreResult(job)
 
 
+def test_finish_while_cancelling_leaves_no_exported_files(mrml, flair, trained):
+    """The panel closed (or Slicer quit) during scoring: the exported volumes
+    go at once, not only from a timer that may never fire."""
+    fake_slicer.QTimer.single_shots.clear()
+    job = mrml.logic.startScoring(str(trained["path"]), [flair], stride=8, device="cpu")
+    folder = job.exportFolder
+    assert os.listdir(folder)
+    job.cancel()
+    mrml.logic.finishScoring(job)
+    assert not os.path.exists(folder)
+    assert len(fake_slicer.QTimer.single_shots) == 1  # and again once the process had time to end
+    final = mrml.logic.waitFor(job, timeout=30)
+    assert final["status"] == "cancelled", final["message"]
+    fake_slicer.QTimer.single_shots.pop()[1]()
+    assert not os.path.exists(folder)
+
+
 def test_logic_score_waits(mrml, flair, trained):
     """The script API: score() waits, Slicer's events processed (training
     through the logic: test_module_widget.py)."""

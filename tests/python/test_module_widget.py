@@ -14,7 +14,7 @@ import time
 import fake_slicer
 import numpy as np
 import pytest
-from ADGANLib import native, nifti
+from ADGANLib import maps, native, nifti
 from conftest import DEMO_FLAIR, MODULE_DIR, THREADS
 
 
@@ -170,11 +170,23 @@ def test_score_apply_poll_result(panel, trained):
     assert ui.thresholdSliderWidget.enabled and ui.scoreApplyButton.text == "Apply"
     assert "Anomaly map flair anomaly map: max score" in log(panel)
 
-    # The threshold slider updates the same segmentation (after its timer).
-    ui.thresholdSliderWidget.value = ui.thresholdSliderWidget.maximum
+    # The threshold slider updates the same segmentation (after its timer):
+    # the segment and the stats follow the slider's value.
+    score_map = panel.slicer.util.arrayFromVolume(mapNode)
+    before = int(maps.anomaly_mask(score_map, threshold).sum())
+    assert ui.regionStatsLabel.text.startswith(f"{before} voxels")
+    other = round(float(np.quantile(score_map[score_map != 0], 0.9)), 2)  # ~10 % of the brain above
+    assert other != pytest.approx(threshold, abs=0.01)
+    ui.thresholdSliderWidget.value = other
+    assert w._thresholdTimer.isActive()
     w._thresholdTimer.fire()
     assert ui.outputSegmentationSelector.currentNode() is seg
-    assert ui.regionStatsLabel.text.startswith("0 voxels") or "voxels" in ui.regionStatsLabel.text
+    after = int(maps.anomaly_mask(score_map, ui.thresholdSliderWidget.value).sum())
+    assert after > 0 and after != before
+    assert ui.regionStatsLabel.text.startswith(f"{after} voxels")
+    segment = panel.slicer.util.arrayFromSegmentBinaryLabelmap(seg, panel.ADGAN.SEGMENT_ID, mapNode)
+    assert int(segment.sum()) == after
+    assert float(w._parameterNode.GetParameter("Threshold")) == pytest.approx(ui.thresholdSliderWidget.value)
 
 
 def test_score_cancel(panel, trained):
