@@ -73,11 +73,24 @@ def voxel_volume_ml_of(map_path, repo):
     return dx * dy * dz / 1000.0
 
 
+def read_result(score_path):
+    """adgan's result object from scores/<id>.json; a file that is not one
+    is named."""
+    try:
+        with open(score_path, encoding="utf-8") as f:
+            r = json.load(f)
+        if not isinstance(r, dict) or r.get("event") != "result":
+            raise ValueError("not an adgan result object")
+        missing = [k for k in ("voxels_above_threshold", "max_score", "threshold", "seconds") if r.get(k) is None]
+        if missing:
+            raise ValueError(f"no {', '.join(missing)} in adgan's result")
+    except ValueError as e:
+        raise ValueError(f"{score_path}: {e} (remove it to score the volume again)") from e
+    return r
+
+
 def row_of(id, score_path, map_path, mask, channels, repo):
-    with open(score_path, encoding="utf-8") as f:
-        r = json.load(f)
-    if r.get("event") != "result":
-        raise ValueError(f"{score_path}: not an adgan result object")
+    r = read_result(score_path)
     above = int(r["voxels_above_threshold"])
     brain = r.get("brain_voxels")
     if brain is None:

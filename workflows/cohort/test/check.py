@@ -7,7 +7,8 @@ workflow's output folder (relative to DIR). Checks cohort.csv (one row per
 volume, numbers that agree with each other and with the masks), every map
 (a readable NIfTI on its input's grid), cohort.png (decodes, not blank), and
 that the report's fall-backs for results without the burden fields give the
-same rows as the fields adgan printed.
+same rows as the fields adgan printed, and that a result file that is not
+adgan's result is named.
 """
 
 import csv
@@ -113,6 +114,17 @@ def main(root, out):
                     check(int(r[key]) == a[key], f"{r['id']}: fall-back {key} {a[key]}, adgan {r[key]}")
                 for key in ("anomalous_fraction", "anomalous_volume_ml"):
                     check(abs(float(r[key]) - a[key]) < 1e-4, f"{r['id']}: fall-back {key} {a[key]}, adgan {r[key]}")
+
+        # A result file that is not adgan's result: the report names it.
+        for text in ('{"event": "result", "max_score": 1.0}', "{not json", "[]"):
+            bad = Path(tmp) / "bad result.json"
+            bad.write_text(text)
+            try:
+                report.row_of("x", str(bad), maps[0], masks[0], channels[0], REPO)
+            except ValueError as e:
+                check(str(e).startswith(str(bad) + ": "), f"the report's error does not name the file: {e}")
+            else:
+                check(False, f"the report took {text!r} as a result")
 
     for r in rows:
         print(
