@@ -69,6 +69,10 @@ def test_model_info_out_of_process(mrml, trained):
     text = info.describe()
     assert "1 channel(s) (flair)" in text and "N=3 phase-1, M=3 phase-2" in text
     assert "map threshold" in text and "Validation: 1 point(s)" in text
+    # A quick-preset model trained on volumes gates its maps on its first
+    # channel, and the map threshold is the gated maps'.
+    assert doc["intensity_gate"]["channel"] == 0 and doc["calibration"]["map"]["gated"] is True
+    assert "Maps gated by intensity on flair" in text
     with pytest.raises(AdganError, match=r"needs 1 input volume\(s\) \(flair\), but 2 were given"):
         info.check_channel_count(2)
 

@@ -423,6 +423,9 @@ class ModelInfo:
         self.budget = document.get("budget") or {}
         self.selection = document.get("selection") or {}
         self.curve = [tuple(p) for p in (self.selection.get("curve") or [])]
+        # The intensity gate of the maps (quick-preset models): the channel
+        # and where normal tissue lies on it; None when maps are not gated.
+        self.intensity_gate = document.get("intensity_gate")
 
     def check_channel_count(self, n):
         if n != self.channels:
@@ -451,6 +454,14 @@ class ModelInfo:
         if self.patch_threshold is not None:
             text += f" (patch threshold {self.patch_threshold:.3g})"
         lines.append(text + ".")
+        gate = self.intensity_gate
+        if gate:
+            c = int(gate.get("channel", 0))
+            name = self.channel_names[c] if c < len(self.channel_names) else f"ch{c}"
+            lines.append(f"Maps gated by intensity on {name}: only tissue brighter than the training "
+                         f"volumes' normal median scores (1 at their 99.9th percentile).")
+        else:
+            lines.append("Maps not gated by intensity.")
         if self.curve:
             chosen = self.selection.get("chosen_iteration")
             auroc = self.selection.get("chosen_auroc")
