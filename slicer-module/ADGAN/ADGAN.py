@@ -887,8 +887,8 @@ class ADGANWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
                 seconds = cpu_training_estimate(options["phase1_iterations"], options["phase2_iterations"])
                 question = (
                     f"The paper preset on the CPU takes about {format_duration(seconds)}.\n\n"
-                    "This is a rough figure: about 2 s per phase-1 iteration at batch 64, as measured on a "
-                    "2-core CPU, and a sixth of that per phase-2 iteration; it is scaled by nothing else "
+                    "This is a rough figure: about 1.9 s per phase-1 iteration at batch 64 and a sixth of "
+                    "that per phase-2 iteration, as adgan bench measured on a 2-core CPU; it is scaled by nothing else "
                     "(not by this computer's cores, the batch size or the volumes). The paper preset is "
                     "meant for a GPU; the quick preset trains in minutes on a CPU.\n\nTrain on the CPU anyway?")
                 if not slicer.util.confirmOkCancelDisplay(question, windowTitle="adGAN: paper preset on the CPU"):

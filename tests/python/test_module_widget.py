@@ -248,8 +248,9 @@ def test_paper_preset_on_cpu_asks_first(panel, tmp_path):
     panel.confirm_answer = False
     ui.trainApplyButton.click()
     title, text = panel.confirmations[-1]
-    assert "paper preset" in title and "5.2 days" in text
-    assert "2 s per phase-1 iteration at batch 64" in text and "2-core" in text and "scaled by nothing else" in text
+    # 1.86 s x (200,000 + 150,000 / 6) iterations = 4.8 days.
+    assert "paper preset" in title and "4.8 days" in text
+    assert "1.9 s per phase-1 iteration at batch 64" in text and "2-core" in text and "scaled by nothing else" in text
     assert w._trainProcess is None and "declined" in log(panel)
 
     # A GPU that is there: no question.

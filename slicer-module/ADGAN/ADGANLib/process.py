@@ -522,8 +522,11 @@ class ScoreProcess(JsonLinesProcess):
 
 # -- devices ---------------------------------------------------------------
 
-CPU_SECONDS_PER_PHASE1_ITERATION = 2.0  # batch 64, measured on a 2-core CPU
-PHASE2_COST = 1 / 6  # a phase-2 iteration against a phase-1 one (n_critic + 1 = 6 updates), as ProgressTracker
+# `adgan bench --what train --iters 5 --threads 2` on the project's 2-core
+# CPU (2026-11-28, docs/SPEED.md): 0.538 phase-1 and 3.26 phase-2
+# iterations/s at batch 64, i.e. 1.86 s and 0.31 s (a sixth) an iteration.
+CPU_SECONDS_PER_PHASE1_ITERATION = 1.86
+PHASE2_COST = 1 / 6
 
 
 def devices_process(binary, env=None):
@@ -571,8 +574,9 @@ def runs_on_cpu(device, devices):
 
 
 def cpu_training_estimate(phase1_iterations, phase2_iterations):
-    """Rough seconds of a training run on a CPU: 2 s per phase-1 iteration at
-    batch 64 as measured on a 2-core machine, a phase-2 iteration counted as a
-    sixth of one; scaled by nothing else (cores, batch size, volume)."""
+    """Rough seconds of a training run on a CPU: 1.86 s per phase-1 iteration
+    and a sixth of that per phase-2 iteration at batch 64, as `adgan bench`
+    measured on a 2-core machine; scaled by nothing else (cores, batch size,
+    volume)."""
     n1, n2 = max(0, int(phase1_iterations or 0)), max(0, int(phase2_iterations or 0))
     return CPU_SECONDS_PER_PHASE1_ITERATION * (n1 + PHASE2_COST * n2)
