@@ -486,10 +486,7 @@ pub fn evaluate(
     }
     let smallest = opts.lesion_fractions.iter().cloned().fold(1.0, f64::min);
     let threshold = opts.threshold.unwrap_or(match &opts.map {
-        Some(m) => model
-            .meta
-            .calibration
-            .threshold_for(&m.painting.to_string(), model.meta.gates(m.intensity_gate)),
+        Some(m) => model.map_threshold(m),
         None => model.meta.calibration.threshold,
     });
     let channels = model.channels();

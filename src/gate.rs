@@ -17,6 +17,7 @@
 //! scores (image scores, the patch protocol) are never gated.
 
 use crate::error::{Error, Result};
+use crate::metrics::quantile;
 use serde::{Deserialize, Serialize};
 
 /// Quantile of normal voxels where the gate reaches 1.
@@ -82,16 +83,20 @@ pub struct IntensityReference {
 impl IntensityReference {
     /// The reference of `values` (normal voxels of one channel); `None`
     /// when there are none or their tail is not above their median.
-    pub fn of(mut values: Vec<f32>) -> Option<IntensityReference> {
-        values.retain(|v| v.is_finite());
+    pub fn of(values: Vec<f32>) -> Option<IntensityReference> {
+        let mut values: Vec<f64> = values
+            .into_iter()
+            .filter(|v| v.is_finite())
+            .map(f64::from)
+            .collect();
         if values.is_empty() {
             return None;
         }
-        values.sort_by(f32::total_cmp);
-        let q = |p: f64| {
-            values[((p * (values.len() - 1) as f64).round() as usize).min(values.len() - 1)] as f64
-        };
-        let (median, tail) = (q(0.5), q(GATE_TAIL_QUANTILE));
+        values.sort_by(f64::total_cmp);
+        let (median, tail) = (
+            quantile(&values, 0.5),
+            quantile(&values, GATE_TAIL_QUANTILE),
+        );
         (tail > median).then_some(IntensityReference {
             median,
             tail,

@@ -9,6 +9,11 @@
 
 use std::cmp::Ordering;
 
+/// The `p` quantile of sorted, non-empty `values` (nearest rank).
+pub fn quantile(values: &[f64], p: f64) -> f64 {
+    values[((p * (values.len() - 1) as f64).round() as usize).min(values.len() - 1)]
+}
+
 /// Area under the ROC curve.
 ///
 /// Computed with the rank (Mann–Whitney U) formula with average ranks, so tied

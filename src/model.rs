@@ -5,6 +5,7 @@
 use crate::config::PatchSampling;
 use crate::config::{Normalisation, TrainConfig};
 use crate::error::{Error, Result};
+use crate::metrics::quantile;
 use crate::nets::{Critic, PATCH};
 use serde::{Deserialize, Serialize};
 use std::path::Path;
@@ -73,11 +74,6 @@ pub struct MapCalibration {
 /// above the held-out 99.5th percentile, 0.5% to 3.6% above the 99.9th),
 /// so the threshold sits far in the held-out tail.
 pub const MAP_THRESHOLD_QUANTILE: f64 = 0.999;
-
-/// The `p` quantile of sorted, non-empty `values` (nearest rank).
-pub(crate) fn quantile(values: &[f64], p: f64) -> f64 {
-    values[((p * (values.len() - 1) as f64).round() as usize).min(values.len() - 1)]
-}
 
 impl Calibration {
     /// Calibration from the raw critic outputs of held-out normal patches.
@@ -167,12 +163,6 @@ pub struct ModelMeta {
 }
 
 impl ModelMeta {
-    /// Whether maps scored with `opts` are gated (asked for, and the model
-    /// has a gate).
-    pub fn gates(&self, intensity_gate: bool) -> bool {
-        intensity_gate && self.intensity_gate.is_some()
-    }
-
     /// Patch sampling the model was trained with.
     pub fn sampling(&self) -> PatchSampling {
         self.training.sampling

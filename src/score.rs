@@ -7,7 +7,8 @@
 
 use crate::error::{Error, Result};
 use crate::io::tensor_file::to_f32_vec;
-use crate::model::{quantile, MapCalibration, Model, MAP_THRESHOLD_QUANTILE};
+use crate::metrics::quantile;
+use crate::model::{MapCalibration, Model, MAP_THRESHOLD_QUANTILE};
 use crate::nets::PATCH;
 use crate::preprocess::{background_tensor, normalise, Case};
 use crate::progress::{Progress, ProgressFn, Stage};
@@ -329,9 +330,10 @@ impl Model {
         }
         let channels = patches.size()[1];
         let bg = tch::Tensor::from_slice(&bg).view([n as i64, channels, 1, 1]);
-        let in_brain = patches
+        let on_cpu = patches
             .to_device(tch::Device::Cpu)
-            .to_kind(tch::Kind::Float)
+            .to_kind(tch::Kind::Float);
+        let in_brain = on_cpu
             .f_ne_tensor(&bg)?
             .any_dim(1, false)
             .to_kind(tch::Kind::Float);
@@ -340,11 +342,7 @@ impl Model {
         let brain_px = to_f32_vec(&in_brain)?;
         let gate = self.meta.intensity_gate;
         let gated_px = match &gate {
-            Some(g) => to_f32_vec(
-                &patches
-                    .to_device(tch::Device::Cpu)
-                    .select(1, g.channel as i64),
-            )?,
+            Some(g) => to_f32_vec(&on_cpu.select(1, g.channel as i64))?,
             None => Vec::new(),
         };
         let kernel = painting.kernel();
@@ -421,6 +419,16 @@ impl Model {
             threshold: q(MAP_THRESHOLD_QUANTILE).max(self.meta.calibration.threshold),
             quantiles,
         }))
+    }
+
+    /// The suggested threshold of maps scored with `opts`: the map
+    /// calibration's when it was made with their painting and gating, else
+    /// the window threshold.
+    pub fn map_threshold(&self, opts: &ScoreOptions) -> f64 {
+        let gated = opts.intensity_gate && self.meta.intensity_gate.is_some();
+        self.meta
+            .calibration
+            .threshold_for(&opts.painting.to_string(), gated)
     }
 
     /// Score a case into a voxel anomaly map on its grid.

@@ -382,10 +382,7 @@ pub fn score(a: ScoreArgs) -> Result<()> {
         adgan::report::csv::write_patch_csv(csv, &result.patches)?;
     }
     let max = result.map.iter().cloned().fold(f32::MIN, f32::max);
-    let threshold = model.meta.calibration.threshold_for(
-        &opts.painting.to_string(),
-        model.meta.gates(opts.intensity_gate),
-    );
+    let threshold = model.map_threshold(&opts);
     // The anomaly burden: brain voxels at or above the model's threshold,
     // as a count, a fraction of the brain and a volume.
     let brain = case.brain_mask();

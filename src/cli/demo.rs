@@ -135,10 +135,7 @@ pub fn run(a: DemoArgs) -> Result<()> {
     //    to plain FLAIR intensity.
     let patches = patch_protocol(&model, &case, &lesion, 8)?;
     let brain = case.brain_mask();
-    let threshold = model.meta.calibration.threshold_for(
-        &opts.painting.to_string(),
-        model.meta.gates(opts.intensity_gate),
-    );
+    let threshold = model.map_threshold(&opts);
     let voxel_model = voxel_metrics(&result.map, &brain, &lesion, Some(threshold));
     let norm = adgan::preprocess::normalise(&case, model.normalisation())?;
     let flair_norm = adgan::io::tensor_file::to_f32_vec(&norm.data)?;

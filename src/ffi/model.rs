@@ -132,12 +132,10 @@ pub unsafe extern "C" fn adgan_model_calibration(
             reference_mut(threshold, "threshold")?,
         );
         let c = &m.meta.calibration;
-        let painting = crate::score::Painting::default().to_string();
-        (*mean, *std, *threshold) = (
-            c.mean,
-            c.std,
-            c.threshold_for(&painting, m.meta.intensity_gate.is_some()),
-        );
+        // What adgan_score_volume() paints: the default painting, gated
+        // where the model has a gate.
+        let opts = crate::score::ScoreOptions::default();
+        (*mean, *std, *threshold) = (c.mean, c.std, m.map_threshold(&opts));
         Ok(())
     })
 }

@@ -305,8 +305,8 @@ pub fn train(
     if channels == 0 {
         return Err(Error::invalid("training patches have no channel"));
     }
-    // Refused now rather than after training.
-    intensity_gate_of(config.intensity_gate, data, channels)?;
+    // Before training, so that a bad channel is refused at once.
+    let intensity_gate = intensity_gate_of(config.intensity_gate, data, channels)?;
     let n_all = data.len();
     let (held, train_order) = held_out_split(data, config);
     let n_cal = held.len();
@@ -594,7 +594,6 @@ pub fn train(
     // Calibrate on the held-out normal patches; the map calibration paints
     // them gated as scoring will.
     let _ = progress(&Progress::new(Stage::Calibrate, 0, 1));
-    let intensity_gate = intensity_gate_of(config.intensity_gate, data, channels)?;
     let meta = ModelMeta {
         format: FORMAT.to_string(),
         format_version: FORMAT_VERSION,
