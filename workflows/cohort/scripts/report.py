@@ -125,8 +125,9 @@ def cohort_rows(ids, scores, maps, masks, channels, repo):
     ]
 
 
-def _atomic(path, write):
-    """Write through a temporary file in the same folder, then rename."""
+def write_atomically(path, write):
+    """Write through a temporary file in the same folder (``write(tmp)``),
+    then rename: the file is complete or absent (result.py uses it too)."""
     path = Path(path)
     fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
     os.close(fd)
@@ -160,7 +161,7 @@ def write_csv(rows, path):
         with open(tmp, "w", encoding="utf-8", newline="") as f:
             f.write(buf.getvalue())
 
-    _atomic(path, write)
+    write_atomically(path, write)
 
 
 def _threshold_text(rows):
@@ -240,7 +241,7 @@ def plot(rows, path, model=None):
     def write(tmp):
         fig.savefig(tmp, dpi=110, format="png")
 
-    _atomic(path, write)
+    write_atomically(path, write)
     plt.close(fig)
 
 

@@ -12,7 +12,8 @@ holds no result object.
 import json
 import os
 import sys
-import tempfile
+
+from report import write_atomically  # report.py, beside this file
 
 
 def last_result(path):
@@ -33,27 +34,23 @@ def last_result(path):
     return result
 
 
-def write_atomically(path, text):
-    folder = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=os.path.basename(path) + ".", suffix=".tmp", dir=folder)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
+def write_text(text):
+    """A writer for write_atomically: `text`, flushed to disk."""
+
+    def write(tmp):
+        with open(tmp, "w", encoding="utf-8") as f:
             f.write(text)
             f.flush()
             os.fsync(f.fileno())
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+
+    return write
 
 
 def main(argv):
     if len(argv) != 3:
         raise SystemExit(__doc__)
     result = last_result(argv[1])
-    write_atomically(argv[2], json.dumps(result, indent=2, sort_keys=True) + "\n")
+    write_atomically(argv[2], write_text(json.dumps(result, indent=2, sort_keys=True) + "\n"))
 
 
 if __name__ == "__main__":
