@@ -640,6 +640,19 @@ int32_t adgan_train_options_set_normalisation(AdganTrainOptions *options, const 
 int32_t adgan_train_options_set_intensity_gate(AdganTrainOptions *options, const char *gate);
 
 /**
+ * How normal training patches are varied: "none" or "dihedral" (each
+ * patch rotated by a multiple of 90 degrees and mirrored at random, so
+ * the critic sees normal structures in every orientation; intensities are
+ * never changed). The model records it.
+ *
+ * Errors: `ADGAN_STATUS_INVALID_ARGUMENT` for a NULL handle or name or an
+ * unknown name; the option is then unchanged.
+ * Not thread-safe on one handle: do not modify a handle another thread
+ * is using.
+ */
+int32_t adgan_train_options_set_augment(AdganTrainOptions *options, const char *augment);
+
+/**
  * Names of the channels, comma separated (e.g. "flair,t2"; copied), stored
  * in the model. NULL restores the default: "flair" for one channel,
  * "ch0,ch1,..." for several. Training fails with
@@ -782,9 +795,11 @@ int32_t adgan_model_slice_axis(const AdganModel *model, int32_t *out);
  * critic output on held-out normal patches (a window's anomaly score is
  * `(mean - raw) / std`, in standard deviations of normal variation), and
  * the suggested threshold for "anomalous" in the maps of
- * `adgan_score_volume()`: the 99.9th percentile of the maps of the
- * held-out normal slices (1 normal voxel in 1,000 above it; for
- * models trained on images, and model files older than this calibration:
+ * `adgan_score_volume()`: a high percentile of the maps of the held-out
+ * normal slices (the 99.5th for models trained with dihedral augmentation,
+ * as the quick preset's, 1 normal voxel in 200 above it; the 99.9th for
+ * models trained on patches as they are), at least the window threshold
+ * (for models trained on images, and model files older than this calibration:
  * the 99th percentile of the held-out window scores). All three pointers must
  * be non-NULL. Thread-safe.
  *

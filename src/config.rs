@@ -89,6 +89,54 @@ impl Normalisation {
     }
 }
 
+/// How normal training patches are varied before the critic (and the
+/// counterfeiters) see them. The critic learns what normal tissue looks
+/// like from a handful of subjects; what it has not seen of normal anatomy
+/// (a new subject's skull base, cerebellum, temporal poles) it marks as
+/// abnormal. Rotating and mirroring patches shows it each structure in
+/// every orientation, so orientation stops being evidence. Intensities are
+/// never changed: they are what anomalies are made of.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Augment {
+    /// The patches as they are (the paper; files from before this option).
+    #[default]
+    None,
+    /// Each patch in one of its eight orientations (the dihedral group of
+    /// the square: transposed or not, mirrored up-down or not, mirrored
+    /// left-right or not), drawn uniformly per patch.
+    Dihedral,
+}
+
+impl Augment {
+    /// Every augmentation, by name.
+    pub const ALL: [(Augment, &'static str); 2] =
+        [(Augment::None, "none"), (Augment::Dihedral, "dihedral")];
+
+    /// The name options take and model files record.
+    pub fn name(self) -> &'static str {
+        Self::ALL
+            .iter()
+            .find(|(a, _)| *a == self)
+            .map(|(_, s)| *s)
+            .unwrap_or("none")
+    }
+
+    /// From a name (`none`, `dihedral`).
+    pub fn parse(s: &str) -> Result<Augment> {
+        let s = s.trim();
+        Self::ALL
+            .iter()
+            .find(|(_, name)| s.eq_ignore_ascii_case(name))
+            .map(|(a, _)| *a)
+            .ok_or_else(|| {
+                Error::invalid(format!(
+                    "unknown augmentation '{s}' (expected none or dihedral)"
+                ))
+            })
+    }
+}
+
 /// Named sets of options.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
@@ -99,7 +147,9 @@ pub enum Preset {
     /// 2 trains a fresh critic against synthetic counterfeits (blend and
     /// intensity) instead of a fake pool, keeps a moving average of its
     /// weights (decay 0.99) and validates it every 50 iterations on
-    /// held-out slices against counterfeits of a seed of their own (see
+    /// held-out slices against counterfeits of a seed of their own; its
+    /// normal patches are turned and mirrored at random (dihedral
+    /// augmentation) and its maps gated by intensity (see
     /// docs/BENCHMARKS.md for what each part measured).
     Quick,
     /// The paper's method at the quick budget: N = 200, M = 300, batch 32,
@@ -185,6 +235,10 @@ pub struct TrainConfig {
     /// a channel; files from before this option are off.
     #[serde(default)]
     pub intensity_gate: GateChoice,
+    /// How normal training patches are varied ([`Augment`]); files from
+    /// before this option are `None`.
+    #[serde(default)]
+    pub augment: Augment,
 }
 
 impl Default for TrainConfig {
@@ -221,6 +275,7 @@ impl TrainConfig {
             validation_kinds: Vec::new(),
             normalisation: Normalisation::ZScore,
             intensity_gate: GateChoice::Off,
+            augment: Augment::None,
         };
         let paper_quick = TrainConfig {
             phase1_iterations: 200,
@@ -244,6 +299,7 @@ impl TrainConfig {
                 validate_every: 50,
                 validation_kinds: vec![Counterfeit::Blend, Counterfeit::Intensity],
                 intensity_gate: GateChoice::Bright(0),
+                augment: Augment::Dihedral,
                 ..paper_quick
             },
         }

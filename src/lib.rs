@@ -5,6 +5,7 @@
 //! Train on normal 32x32 patches only ([`train::train`]); score whole
 //! volumes into voxel anomaly maps ([`model::Model::score_case`]).
 
+pub mod augment;
 pub mod config;
 pub mod counterfeit;
 pub mod device;

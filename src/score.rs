@@ -8,7 +8,7 @@
 use crate::error::{Error, Result};
 use crate::io::tensor_file::to_f32_vec;
 use crate::metrics::quantile;
-use crate::model::{MapCalibration, Model, MAP_THRESHOLD_QUANTILE};
+use crate::model::{map_threshold_quantile, MapCalibration, Model};
 use crate::nets::PATCH;
 use crate::preprocess::{background_tensor, normalise, Case};
 use crate::progress::{Progress, ProgressFn, Stage};
@@ -407,7 +407,8 @@ impl Model {
         }
         values.sort_by(f64::total_cmp);
         let q = |p: f64| quantile(&values, p);
-        let quantiles: Vec<(f64, f64)> = [0.5, 0.9, 0.95, 0.99, 0.995, MAP_THRESHOLD_QUANTILE]
+        let at = map_threshold_quantile(self.meta.training.augment);
+        let quantiles: Vec<(f64, f64)> = [0.5, 0.9, 0.95, 0.99, 0.995, 0.999]
             .iter()
             .map(|&p| (p, q(p)))
             .collect();
@@ -416,7 +417,7 @@ impl Model {
             gated: gate.is_some(),
             stride,
             voxels: values.len(),
-            threshold: q(MAP_THRESHOLD_QUANTILE).max(self.meta.calibration.threshold),
+            threshold: q(at).max(self.meta.calibration.threshold),
             quantiles,
         }))
     }

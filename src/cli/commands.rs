@@ -77,6 +77,7 @@ pub(super) fn config_from(a: &TrainArgs) -> TrainConfig {
     set!(validation_kinds = a.validation_kinds.clone().map(|k| k.0));
     set!(normalisation = a.normalisation);
     set!(intensity_gate = a.intensity_gate);
+    set!(augment = a.augment);
     c
 }
 
@@ -492,6 +493,13 @@ pub fn info(a: InfoArgs) -> Result<()> {
                 g.reference.voxels
             ),
             None => "off (maps as the critic paints them)".to_string(),
+        }
+    );
+    println!(
+        "  augmentation      {}",
+        match m.training.augment {
+            adgan::config::Augment::None => "none".to_string(),
+            a => format!("{} (normal training patches)", a.name()),
         }
     );
     println!(

@@ -228,6 +228,12 @@ pub struct TrainArgs {
     /// gated). Scoring can leave it out (--no-intensity-gate).
     #[arg(long, value_name = "GATE", value_parser = parse_gate)]
     pub intensity_gate: Option<adgan::gate::GateChoice>,
+    /// Vary the normal training patches: none, or dihedral (each patch
+    /// rotated by a multiple of 90 degrees and mirrored at random, so the
+    /// critic sees normal structures in every orientation; intensities are
+    /// never changed). The model file records it.
+    #[arg(long, value_name = "HOW", value_parser = parse_augment)]
+    pub augment: Option<adgan::config::Augment>,
     #[command(flatten)]
     pub common: Common,
 }
@@ -241,7 +247,9 @@ pub enum PresetArg {
     /// 2 trains a fresh critic against synthetic counterfeits (blend and
     /// intensity) instead of a fake pool, keeps a moving average of its
     /// weights (decay 0.99) and validates it every 50 iterations on
-    /// held-out slices against counterfeits of a seed of their own (see
+    /// held-out slices against counterfeits of a seed of their own; its
+    /// normal patches are turned and mirrored at random (dihedral
+    /// augmentation) and its maps gated by intensity (see
     /// docs/BENCHMARKS.md for what each part measured).
     Quick,
     /// The paper's method at the quick budget: N = 200, M = 300, batch 32,
@@ -290,6 +298,10 @@ fn parse_kinds(s: &str) -> std::result::Result<Kinds, String> {
 
 fn parse_gate(s: &str) -> std::result::Result<adgan::gate::GateChoice, String> {
     adgan::gate::GateChoice::parse(s).map_err(|e| e.to_string())
+}
+
+fn parse_augment(s: &str) -> std::result::Result<adgan::config::Augment, String> {
+    adgan::config::Augment::parse(s).map_err(|e| e.to_string())
 }
 
 fn parse_normalisation(s: &str) -> std::result::Result<adgan::config::Normalisation, String> {

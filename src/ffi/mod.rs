@@ -23,7 +23,7 @@
 #![allow(clippy::missing_safety_doc)]
 #![allow(clippy::too_many_arguments)]
 
-use crate::config::{Counterfeit, Normalisation};
+use crate::config::{Augment, Counterfeit, Normalisation};
 use crate::config::{CriticInit, Preset, TrainConfig};
 use crate::device::{cuda_device_count, device_name, parse_device};
 use crate::error::Error;

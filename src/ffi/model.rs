@@ -110,9 +110,11 @@ pub unsafe extern "C" fn adgan_model_slice_axis(model: *const AdganModel, out: *
 /// critic output on held-out normal patches (a window's anomaly score is
 /// `(mean - raw) / std`, in standard deviations of normal variation), and
 /// the suggested threshold for "anomalous" in the maps of
-/// `adgan_score_volume()`: the 99.9th percentile of the maps of the
-/// held-out normal slices (1 normal voxel in 1,000 above it; for
-/// models trained on images, and model files older than this calibration:
+/// `adgan_score_volume()`: a high percentile of the maps of the held-out
+/// normal slices (the 99.5th for models trained with dihedral augmentation,
+/// as the quick preset's, 1 normal voxel in 200 above it; the 99.9th for
+/// models trained on patches as they are), at least the window threshold
+/// (for models trained on images, and model files older than this calibration:
 /// the 99th percentile of the held-out window scores). All three pointers must
 /// be non-NULL. Thread-safe.
 ///

@@ -704,6 +704,26 @@ pub unsafe extern "C" fn adgan_train_options_set_intensity_gate(
     })
 }
 
+/// How normal training patches are varied: "none" or "dihedral" (each
+/// patch rotated by a multiple of 90 degrees and mirrored at random, so
+/// the critic sees normal structures in every orientation; intensities are
+/// never changed). The model records it.
+///
+/// Errors: `ADGAN_STATUS_INVALID_ARGUMENT` for a NULL handle or name or an
+/// unknown name; the option is then unchanged.
+/// Not thread-safe on one handle: do not modify a handle another thread
+/// is using.
+#[no_mangle]
+pub unsafe extern "C" fn adgan_train_options_set_augment(
+    options: *mut AdganTrainOptions,
+    augment: *const c_char,
+) -> i32 {
+    set(options, |o| {
+        o.config.augment = Augment::parse(&string(augment, "augmentation")?)?;
+        Ok(())
+    })
+}
+
 /// Names of the channels, comma separated (e.g. "flair,t2"; copied), stored
 /// in the model. NULL restores the default: "flair" for one channel,
 /// "ch0,ch1,..." for several. Training fails with

@@ -7,6 +7,7 @@ pub use crate::config::{CriticInit, Preset, TrainConfig};
 pub mod checkpoint;
 pub mod variants;
 
+use crate::augment::{self, Augment};
 use crate::counterfeit;
 use crate::error::{Error, Result};
 use crate::fake_pool::FakePool;
@@ -307,6 +308,14 @@ pub fn train(
     }
     // Before training, so that a bad channel is refused at once.
     let intensity_gate = intensity_gate_of(config.intensity_gate, data, channels)?;
+    // Patches of volumes are augmented as asked; 2-D images never are (a
+    // photograph's orientation can be what is normal about it), and the
+    // model records what was done.
+    let augment = if data.layout.is_some() {
+        config.augment
+    } else {
+        Augment::None
+    };
     let n_all = data.len();
     let (held, train_order) = held_out_split(data, config);
     let n_cal = held.len();
@@ -394,8 +403,10 @@ pub fn train(
     };
     let boundary = |it: u64| config.checkpoint_every > 0 && it % config.checkpoint_every == 0;
     let bs = config.batch_size as i64;
-    let sample_real =
-        |rng: &mut Rng, n: i64| real.index_select(0, &rng.indices(n_train, n, device));
+    let sample_real = |rng: &mut Rng, n: i64| {
+        let x = real.index_select(0, &rng.indices(n_train, n, device));
+        augment::apply(&x, augment, rng)
+    };
     let z = |rng: &mut Rng, n: i64| rng.normal(&[n, LATENT], device);
     let mix = |rng: &mut Rng, n: i64| rng.uniform(&[n, 1, 1, 1], 0.0, 1.0, device);
 
@@ -612,7 +623,10 @@ pub fn train(
             threshold: 3.0,
             map: None,
         },
-        training: config.clone(),
+        training: TrainConfig {
+            augment,
+            ..config.clone()
+        },
         budget,
         selection: (config.validate_every > 0 && config.phase2_iterations > 0)
             .then(|| chooser.report.clone()),

@@ -183,6 +183,12 @@ static void check_option_setters(void) {
     CHECK_MESSAGE("dark");
     CHECK_STATUS(adgan_train_options_set_intensity_gate(o, "bright:1"), ADGAN_STATUS_OK);
     CHECK_STATUS(adgan_train_options_set_intensity_gate(o, "off"), ADGAN_STATUS_OK);
+    CHECK_STATUS(adgan_train_options_set_augment(NULL, "dihedral"), ADGAN_STATUS_INVALID_ARGUMENT);
+    CHECK_STATUS(adgan_train_options_set_augment(o, NULL), ADGAN_STATUS_INVALID_ARGUMENT);
+    CHECK_STATUS(adgan_train_options_set_augment(o, "rotate45"), ADGAN_STATUS_INVALID_ARGUMENT);
+    CHECK_MESSAGE("rotate45");
+    CHECK_STATUS(adgan_train_options_set_augment(o, "dihedral"), ADGAN_STATUS_OK);
+    CHECK_STATUS(adgan_train_options_set_augment(o, "none"), ADGAN_STATUS_OK);
     CHECK_STATUS(adgan_train_options_set_preset(NULL, "quick"), ADGAN_STATUS_INVALID_ARGUMENT);
     CHECK_STATUS(adgan_train_options_set_preset(o, NULL), ADGAN_STATUS_INVALID_ARGUMENT);
     CHECK_STATUS(adgan_train_options_set_preset(o, "fastest"), ADGAN_STATUS_INVALID_ARGUMENT);
