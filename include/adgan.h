@@ -864,10 +864,12 @@ int32_t adgan_model_metadata_json(const AdganModel *model,
  * - `map_out`: the caller's buffer of `nx * ny * nz` floats, same layout,
  *   receives each voxel's anomaly score (standard deviations of normal
  *   variation; ~0 normal, above `adgan_model_calibration()`'s threshold
- *   anomalous), 0 outside the brain. Written only on success. Each
- *   window's score is spread over its pixels by the critic's gradient
- *   times the input, so the map follows lesions smaller than a window
- *   (`adgan score --painting attribution`, the command line's default).
+ *   anomalous), 0 outside the brain. Written only on success. Painted as
+ *   the model's maps were calibrated (`adgan info`, "map calibration"),
+ *   as `adgan score` paints by default: each window's score is spread
+ *   over its pixels by the critic's gradient times the input; for a model
+ *   with an intensity gate that map is averaged with the mean score of the
+ *   windows covering each voxel, then gated.
  * - `progress` (may be NULL): called after each slice with stage
  *   `ADGAN_STAGE_SCORE`; returning non-zero cancels.
  *

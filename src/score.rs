@@ -1,9 +1,9 @@
 //! Scoring whole volumes: every 32x32 window of every slice at a stride is
 //! scored by the critic, calibrated, and painted back onto the voxels it
-//! covers ([`Painting`]: by default each window's score spread over its
-//! pixels by the critic's gradient times the input, then averaged over the
-//! windows covering each voxel), then gated by intensity where the model
-//! has a gate ([`crate::gate`]).
+//! covers ([`Painting`]: each window's score spread over its pixels by the
+//! critic's gradient times the input, and for models with an intensity gate
+//! averaged with the plain mean of the windows covering each voxel), then
+//! gated by intensity where the model has a gate ([`crate::gate`]).
 
 use crate::error::{Error, Result};
 use crate::io::tensor_file::to_f32_vec;
@@ -31,15 +31,38 @@ pub struct ScoreOptions {
     pub min_brain_fraction: Option<f64>,
     /// Also return the per-window table.
     pub patch_table: bool,
-    /// How window scores become voxel scores.
-    pub painting: Painting,
+    /// How window scores become voxel scores; `None`: the model's
+    /// ([`Model::painting`]).
+    pub painting: Option<Painting>,
     /// Apply the model's intensity gate to the map ([`crate::gate`]; models
     /// without one are never gated). Window scores are never gated.
     pub intensity_gate: bool,
 }
 
-/// The painting scoring uses unless told otherwise (command line, C API).
-pub const DEFAULT_PAINTING: &str = "attribution";
+/// The painting of maps gated by intensity: equal parts of the mean and
+/// the attribution painting ([`Painting::Mixed`]). The gate marks the
+/// bright voxels; the mean of the windows covering a voxel says whether
+/// its surroundings look abnormal, evenly across a large lesion, and the
+/// attribution keeps lesions smaller than a window. Measured with the
+/// quick preset (docs/BENCHMARKS.md, "The painting of gated maps"): gated,
+/// the mean alone is best on large lesions and worst on small ones, the
+/// attribution alone the reverse; the mixture is better than attribution
+/// on both dev cases and close to it on small lesions.
+pub const GATED_PAINTING: Painting = Painting::Mixed(ATTRIBUTION_SMOOTHING);
+
+/// The painting of maps without a gate: attribution, which alone follows
+/// lesions smaller than a window (docs/BENCHMARKS.md, "Maps at lesion
+/// resolution").
+pub const UNGATED_PAINTING: Painting = Painting::Attribution(ATTRIBUTION_SMOOTHING);
+
+/// The painting of a model's maps, by whether they are gated.
+pub fn painting_for(gated: bool) -> Painting {
+    if gated {
+        GATED_PAINTING
+    } else {
+        UNGATED_PAINTING
+    }
+}
 
 /// Pixels of a window.
 const WINDOW_PIXELS: usize = (PATCH * PATCH) as usize;
@@ -66,12 +89,11 @@ pub enum Painting {
     /// map follows lesions smaller than a window (the mean cannot), at
     /// about three times the scoring time (a backward pass per window).
     Attribution(usize),
-}
-
-impl Default for Painting {
-    fn default() -> Self {
-        Painting::parse(DEFAULT_PAINTING).unwrap_or(Painting::Mean)
-    }
+    /// Each voxel: the average of the [`Painting::Mean`] and the
+    /// [`Painting::Attribution`] (smoothed over this many pixels) maps:
+    /// each window's score spread half evenly, half by attribution. The
+    /// scoring time of attribution.
+    Mixed(usize),
 }
 
 impl std::fmt::Display for Painting {
@@ -81,24 +103,33 @@ impl std::fmt::Display for Painting {
             Painting::Mean => write!(f, "mean"),
             Painting::Centred(sigma) => write!(f, "centred:{sigma}"),
             Painting::Attribution(k) => write!(f, "attribution:{k}"),
+            Painting::Mixed(k) => write!(f, "mixed:{k}"),
         }
     }
 }
 
 impl Painting {
-    /// `mean`, `centred:SIGMA` or `attribution[:K]`.
+    /// `mean`, `centred:SIGMA`, `attribution[:K]` or `mixed[:K]`.
     pub fn parse(s: &str) -> Result<Painting> {
         let s = s.trim();
         if s == "mean" {
             return Ok(Painting::Mean);
         }
-        if s == "attribution" {
-            return Ok(Painting::Attribution(ATTRIBUTION_SMOOTHING));
-        }
-        if let Some(v) = s.strip_prefix("attribution:") {
-            if let Ok(k) = v.parse::<usize>() {
-                if k % 2 == 1 && k <= PATCH as usize {
-                    return Ok(Painting::Attribution(k));
+        for (name, make) in [
+            (
+                "attribution",
+                Painting::Attribution as fn(usize) -> Painting,
+            ),
+            ("mixed", Painting::Mixed),
+        ] {
+            if s == name {
+                return Ok(make(ATTRIBUTION_SMOOTHING));
+            }
+            if let Some(v) = s.strip_prefix(name).and_then(|v| v.strip_prefix(':')) {
+                if let Ok(k) = v.parse::<usize>() {
+                    if k % 2 == 1 && k <= PATCH as usize {
+                        return Ok(make(k));
+                    }
                 }
             }
         }
@@ -110,7 +141,7 @@ impl Painting {
             }
         }
         Err(Error::invalid(format!(
-            "painting '{s}' (expected mean, centred:SIGMA with SIGMA > 0 pixels, or attribution[:K] with K odd, 1 to 31)"
+            "painting '{s}' (expected mean, centred:SIGMA with SIGMA > 0 pixels, attribution[:K] or mixed[:K] with K odd, 1 to 31)"
         )))
     }
 }
@@ -123,7 +154,7 @@ impl Default for ScoreOptions {
             slice_axis: None,
             min_brain_fraction: None,
             patch_table: false,
-            painting: Painting::default(),
+            painting: None,
             intensity_gate: true,
         }
     }
@@ -268,7 +299,7 @@ impl Painting {
     fn kernel(self) -> Vec<f64> {
         match self {
             Painting::Centred(sigma) => centred_kernel(sigma),
-            Painting::Mean | Painting::Attribution(_) => Vec::new(),
+            Painting::Mean | Painting::Attribution(_) | Painting::Mixed(_) => Vec::new(),
         }
     }
 }
@@ -289,6 +320,14 @@ impl Model {
             Painting::Attribution(k) => {
                 let (raw, attr) = self.raw_scores_and_attributions(patches, batch)?;
                 let weights = relative_attribution(&attr, &in_brain(), k);
+                Ok((to_f32_vec(&raw)?, Some(to_f32_vec(&weights)?)))
+            }
+            Painting::Mixed(k) => {
+                // Half the attribution painting's weights, half the mean's
+                // (1 on every brain pixel): the average of the two maps.
+                let (raw, attr) = self.raw_scores_and_attributions(patches, batch)?;
+                let in_brain = in_brain();
+                let weights = relative_attribution(&attr, &in_brain, k) * 0.5 + in_brain * 0.5;
                 Ok((to_f32_vec(&raw)?, Some(to_f32_vec(&weights)?)))
             }
             Painting::Mean | Painting::Centred(_) => {
@@ -370,9 +409,11 @@ impl Model {
                 })
                 .collect();
             let (sum, cnt) = match (&painting, &weights) {
-                (Painting::Attribution(_), Some(a)) => paint_weighted(h, w, &windows, |j, px| {
-                    (a[idx[j] * WINDOW_PIXELS + px] as f64, 1.0)
-                }),
+                (Painting::Attribution(_) | Painting::Mixed(_), Some(a)) => {
+                    paint_weighted(h, w, &windows, |j, px| {
+                        (a[idx[j] * WINDOW_PIXELS + px] as f64, 1.0)
+                    })
+                }
                 (Painting::Centred(_), _) => {
                     paint_weighted(h, w, &windows, |_, px| (kernel[px], kernel[px]))
                 }
@@ -422,6 +463,19 @@ impl Model {
         }))
     }
 
+    /// The painting of this model's maps unless `asked` names one: the
+    /// one its maps were calibrated with ([`MapCalibration::painting`]),
+    /// else [`GATED_PAINTING`] for models with an intensity gate and
+    /// [`UNGATED_PAINTING`] for the others.
+    pub fn painting(&self, asked: Option<Painting>) -> Painting {
+        asked
+            .or_else(|| {
+                let m = self.meta.calibration.map.as_ref()?;
+                Painting::parse(&m.painting).ok()
+            })
+            .unwrap_or_else(|| painting_for(self.meta.intensity_gate.is_some()))
+    }
+
     /// The suggested threshold of maps scored with `opts`: the map
     /// calibration's when it was made with their painting and gating, else
     /// the window threshold.
@@ -429,7 +483,7 @@ impl Model {
         let gated = opts.intensity_gate && self.meta.intensity_gate.is_some();
         self.meta
             .calibration
-            .threshold_for(&opts.painting.to_string(), gated)
+            .threshold_for(&self.painting(opts.painting).to_string(), gated)
     }
 
     /// Score a case into a voxel anomaly map on its grid.
@@ -468,7 +522,8 @@ impl Model {
         let mut table = Vec::new();
         let mut scored = 0usize;
         let brain = to_f32_vec(&norm.brain)?;
-        let kernel = opts.painting.kernel();
+        let painting = self.painting(opts.painting);
+        let kernel = painting.kernel();
         let walk = crate::windows::slices(dims, &norm.brain, &data, &bg_dev, axis, opts.stride);
         for sw in walk {
             let sw = sw?;
@@ -482,7 +537,7 @@ impl Model {
                 let (raw, attr) = self.scores_and_weights(
                     &patches,
                     || sw.brain_patches(&any),
-                    opts.painting,
+                    painting,
                     opts.batch_size,
                 )?;
                 scored += raw.len();
@@ -514,7 +569,7 @@ impl Model {
                         });
                     }
                 }
-                let ((s1, c1), (s2, c2)) = match opts.painting {
+                let ((s1, c1), (s2, c2)) = match painting {
                     Painting::Mean => (
                         paint(h, w, sw.padded, &strong),
                         paint(h, w, sw.padded, &weak),
@@ -526,7 +581,7 @@ impl Model {
                             paint_weighted(h, w, &weak, by_kernel),
                         )
                     }
-                    Painting::Attribution(_) => (
+                    Painting::Attribution(_) | Painting::Mixed(_) => (
                         paint_weighted(h, w, &strong, |i, px| (strong_attr[i][px] as f64, 1.0)),
                         paint(h, w, sw.padded, &weak),
                     ),
@@ -589,7 +644,21 @@ mod tests {
             Painting::parse("attribution:3").unwrap(),
             Painting::Attribution(3)
         );
-        for bad in ["attribution:4", "attribution:33", "centred:0", "median"] {
+        assert_eq!(
+            Painting::parse("mixed").unwrap(),
+            Painting::Mixed(ATTRIBUTION_SMOOTHING)
+        );
+        for p in [Painting::Mixed(7), Painting::Attribution(3), Painting::Mean] {
+            assert_eq!(Painting::parse(&p.to_string()).unwrap(), p);
+        }
+        for bad in [
+            "attribution:4",
+            "attribution:33",
+            "mixed:2",
+            "mixed5",
+            "centred:0",
+            "median",
+        ] {
             let e = Painting::parse(bad).unwrap_err().to_string();
             assert!(e.contains(bad), "{e}");
         }

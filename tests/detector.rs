@@ -341,8 +341,12 @@ fn the_map_threshold_flags_few_normal_voxels_and_is_on_the_scale_of_the_map() {
         .map
         .clone()
         .expect("a map calibration");
-    let painting = Painting::default().to_string();
+    // Ungated maps are painted by attribution, and scoring paints as the
+    // model was calibrated unless told otherwise.
+    let painting = Painting::Attribution(adgan::score::ATTRIBUTION_SMOOTHING).to_string();
     assert_eq!(map_cal.painting, painting);
+    assert_eq!(model.painting(None).to_string(), painting);
+    assert_eq!(model.painting(Some(Painting::Mean)), Painting::Mean);
     assert_eq!(map_cal.stride, c.sampling.stride);
     assert!(!map_cal.gated, "tiny configs have no gate");
     let thr = model.meta.calibration.threshold_for(&painting, false);
@@ -423,9 +427,11 @@ fn the_intensity_gate_keeps_the_critics_map_only_where_tissue_is_brighter_than_n
     assert!((g.reference.tail - q(0.999)).abs() < 0.05, "{g:?}");
     assert!(g.reference.tail > g.reference.median + 1.0);
 
-    // The map calibration paints the held-out slices gated, and its
-    // threshold is the one for gated maps only.
-    let painting = Painting::default().to_string();
+    // The map calibration paints the held-out slices gated, with the mixed
+    // painting of gated maps, and its threshold is the one for gated maps
+    // painted so only.
+    let painting = Painting::Mixed(adgan::score::ATTRIBUTION_SMOOTHING).to_string();
+    assert_eq!(model.painting(None).to_string(), painting);
     let map_cal = model
         .meta
         .calibration
@@ -436,6 +442,8 @@ fn the_intensity_gate_keeps_the_critics_map_only_where_tissue_is_brighter_than_n
     let cal = &model.meta.calibration;
     assert_eq!(cal.threshold_for(&painting, true), map_cal.threshold);
     assert_eq!(cal.threshold_for(&painting, false), cal.threshold);
+    let attribution = Painting::Attribution(adgan::score::ATTRIBUTION_SMOOTHING).to_string();
+    assert_eq!(cal.threshold_for(&attribution, true), cal.threshold);
 
     // Scored gated, the map is the critic's (0 when negative) times the
     // gate's weight of each voxel: 0 wherever tissue is no brighter than

@@ -501,9 +501,12 @@ pub struct PaintingArg {
     /// Gaussian of the distance from their centre, SIGMA pixels), or
     /// attribution[:K] (each window's score spread over its pixels by
     /// gradient times input, smoothed over K pixels, default 5: follows
-    /// lesions smaller than a window; scoring takes about 3 times longer).
-    #[arg(long, value_name = "HOW", default_value = adgan::score::DEFAULT_PAINTING, value_parser = parse_painting)]
-    pub painting: adgan::score::Painting,
+    /// lesions smaller than a window; scoring takes about 3 times longer),
+    /// or mixed[:K] (the average of the mean and attribution[:K] maps).
+    /// Default: the model's (`adgan info`, "map calibration"): mixed for
+    /// models with an intensity gate, attribution for the others.
+    #[arg(long, value_name = "HOW", value_parser = parse_painting)]
+    pub painting: Option<adgan::score::Painting>,
     /// Leave the map ungated even when the model has an intensity gate
     /// (`adgan info` shows it): the critic's map as painted.
     #[arg(long)]

@@ -134,7 +134,7 @@ pub unsafe extern "C" fn adgan_model_calibration(
             reference_mut(threshold, "threshold")?,
         );
         let c = &m.meta.calibration;
-        // What adgan_score_volume() paints: the default painting, gated
+        // What adgan_score_volume() paints: the model's painting, gated
         // where the model has a gate.
         let opts = crate::score::ScoreOptions::default();
         (*mean, *std, *threshold) = (c.mean, c.std, m.map_threshold(&opts));

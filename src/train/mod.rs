@@ -648,7 +648,7 @@ pub fn train(
                 &pick(groups),
                 &origins,
                 &layout.backgrounds,
-                crate::score::Painting::default(),
+                crate::score::painting_for(model.meta.intensity_gate.is_some()),
                 config.sampling.stride,
                 1024,
             )?;

@@ -50,7 +50,10 @@ def test_model_metadata_matches_adgan_info(model, binary_path, trained):
     # calibration of a volume-trained model), which the panel's slider and
     # segmentation use; the window threshold is for window scores.
     cal = info["calibration"]
-    assert cal["map"]["painting"] == "attribution:5"
+    # The quick preset's model has an intensity gate, so its maps are
+    # painted mixed (attribution and mean), and so calibrated.
+    assert cal["map"]["gated"] is True
+    assert cal["map"]["painting"] == "mixed:5"
     assert model.calibration["threshold"] == pytest.approx(cal["map"]["threshold"])
     assert model.calibration["threshold"] >= cal["threshold"]
     assert model.calibration["mean"] == pytest.approx(info["calibration"]["mean"])
