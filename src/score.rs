@@ -317,17 +317,16 @@ impl Model {
         batch: usize,
     ) -> Result<(Vec<f32>, Option<Vec<f32>>)> {
         match painting {
-            Painting::Attribution(k) => {
-                let (raw, attr) = self.raw_scores_and_attributions(patches, batch)?;
-                let weights = relative_attribution(&attr, &in_brain(), k);
-                Ok((to_f32_vec(&raw)?, Some(to_f32_vec(&weights)?)))
-            }
-            Painting::Mixed(k) => {
-                // Half the attribution painting's weights, half the mean's
-                // (1 on every brain pixel): the average of the two maps.
+            Painting::Attribution(k) | Painting::Mixed(k) => {
                 let (raw, attr) = self.raw_scores_and_attributions(patches, batch)?;
                 let in_brain = in_brain();
-                let weights = relative_attribution(&attr, &in_brain, k) * 0.5 + in_brain * 0.5;
+                let mut weights = relative_attribution(&attr, &in_brain, k);
+                if let Painting::Mixed(_) = painting {
+                    // Half the attribution painting's weights, half the
+                    // mean's (1 on every brain pixel): the average of the
+                    // two maps.
+                    weights = weights * 0.5 + in_brain * 0.5;
+                }
                 Ok((to_f32_vec(&raw)?, Some(to_f32_vec(&weights)?)))
             }
             Painting::Mean | Painting::Centred(_) => {
