@@ -502,7 +502,7 @@ fn dihedral_augmentation_keeps_normal_tissue_in_an_unseen_orientation_normal_and
 ) {
     use adgan::config::Augment;
     let case = crop_z(&demo_training_case(), 60, 90);
-    let mut c = synthetic_only(200);
+    let mut c = synthetic_only(400);
     c.validate_every = 0;
     let d =
         TrainingData::from_cases(std::slice::from_ref(&case), vec!["flair".into()], &c).unwrap();
@@ -514,24 +514,40 @@ fn dihedral_augmentation_keeps_normal_tissue_in_an_unseen_orientation_normal_and
     let (plain, turned) = (train(Augment::None), train(Augment::Dihedral));
     // Normal patches of the volume turned by 90 degrees (transposed and
     // mirrored) are normal tissue in an orientation the plain critic never
-    // saw, as a new subject's anatomy can be: the plain critic flags them
-    // above its threshold far more often than the same patches as they
-    // are (measured: 4.1% against 1.2%); the augmented critic flags few of
-    // either (0.8%, 0.2%).
-    let x = d.patches.narrow(0, 0, 512);
+    // saw, as a new subject's anatomy can be. The plain critic tells them
+    // from the same patches as they are: it scores them higher (more
+    // anomalous) on average, and their scores separate (AUROC of turned
+    // against as-is above 0.5). The augmented critic saw every orientation
+    // and scores both alike. Measured over 4,096 patches after 400
+    // iterations (AMD EPYC): plain AUROC 0.519 and mean gap 0.17 SD,
+    // augmented 0.495 and -0.02. The rates above the threshold, a 1% tail
+    // of 512 patches after 200 iterations, were too few to compare across
+    // CPUs (Intel: 4.1% against 1.2%; AMD: 3.3% against 1.8%).
+    let x = d.patches.narrow(0, 0, d.patches.size()[0].min(4096));
     let x90 = x.transpose(2, 3).flip([3]);
-    let flagged = |m: &Model, x: &Tensor| {
-        let t = m.meta.calibration.threshold;
-        let s = m.scores(x, 256).unwrap();
-        s.iter().filter(|&&v| v >= t).count() as f64 / s.len() as f64
+    let separation = |m: &Model| {
+        let as_is = m.scores(&x, 256).unwrap();
+        let turned = m.scores(&x90, 256).unwrap();
+        let labels: Vec<bool> = as_is
+            .iter()
+            .map(|_| false)
+            .chain(turned.iter().map(|_| true))
+            .collect();
+        let all: Vec<f64> = as_is.iter().chain(turned.iter()).copied().collect();
+        let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len() as f64;
+        (
+            adgan::metrics::auroc(&all, &labels).unwrap() - 0.5,
+            mean(&turned) - mean(&as_is),
+        )
     };
-    let (p0, p90) = (flagged(&plain, &x), flagged(&plain, &x90));
-    let (t0, t90) = (flagged(&turned, &x), flagged(&turned, &x90));
-    eprintln!("flagged normal patches as they are / turned: plain {p0:.4} / {p90:.4}, augmented {t0:.4} / {t90:.4}");
-    assert!(p90 > 2.0 * p0, "plain: turned {p90} against {p0}");
+    let ((pa, pg), (ta, tg)) = (separation(&plain), separation(&turned));
+    eprintln!(
+        "turned against as-is, AUROC - 0.5 / mean score gap: plain {pa:.4} / {pg:.4}, augmented {ta:.4} / {tg:.4}"
+    );
+    assert!(pa > 0.0 && pg > 0.08, "plain: {pa} / {pg}");
     assert!(
-        t90 < 0.5 * p90,
-        "turned patches flagged: augmented {t90}, plain {p90}"
+        ta < pa && tg.abs() < 0.5 * pg,
+        "augmented {ta} / {tg}, plain {pa} / {pg}"
     );
     // The model file records it; the quick preset augments volumes.
     let tmp = tempfile::tempdir().unwrap();
