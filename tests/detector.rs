@@ -34,9 +34,14 @@ fn in_range_anomalies(n: usize, seed: u64, amp: f64) -> (Tensor, Tensor) {
 fn auroc(model: &Model, normal: &Tensor, abnormal: &Tensor) -> f64 {
     let s_n = model.scores(normal, 256).unwrap();
     let s_a = model.scores(abnormal, 256).unwrap();
-    let mut scores = s_n.clone();
-    scores.extend(&s_a);
-    let labels: Vec<bool> = (0..scores.len()).map(|i| i >= s_n.len()).collect();
+    auroc_of_scores(&s_n, &s_a)
+}
+
+/// AUROC of abnormal against normal scores.
+fn auroc_of_scores(normal: &[f64], abnormal: &[f64]) -> f64 {
+    let mut scores = normal.to_vec();
+    scores.extend(abnormal);
+    let labels: Vec<bool> = (0..scores.len()).map(|i| i >= normal.len()).collect();
     adgan::metrics::auroc(&scores, &labels).unwrap()
 }
 
@@ -528,15 +533,9 @@ fn dihedral_augmentation_keeps_normal_tissue_in_an_unseen_orientation_normal_and
     let separation = |m: &Model| {
         let as_is = m.scores(&x, 256).unwrap();
         let turned = m.scores(&x90, 256).unwrap();
-        let labels: Vec<bool> = as_is
-            .iter()
-            .map(|_| false)
-            .chain(turned.iter().map(|_| true))
-            .collect();
-        let all: Vec<f64> = as_is.iter().chain(turned.iter()).copied().collect();
         let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len() as f64;
         (
-            adgan::metrics::auroc(&all, &labels).unwrap() - 0.5,
+            auroc_of_scores(&as_is, &turned) - 0.5,
             mean(&turned) - mean(&as_is),
         )
     };
