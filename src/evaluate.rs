@@ -46,6 +46,9 @@ pub struct PatchEvaluation {
     pub intensity_scores: Vec<Vec<f64>>,
     #[serde(skip)]
     pub labels: Vec<bool>,
+    /// Where each patch lies (to score it by a map, [`map_means`]).
+    #[serde(skip)]
+    pub at: Vec<WindowAt>,
 }
 
 fn to_vec(t: &Tensor) -> Result<Vec<f32>> {
@@ -75,6 +78,10 @@ pub struct PatchTable {
     pub model_scores: Vec<f64>,
     /// Per channel: mean normalised intensity over the window's brain voxels.
     pub intensity_scores: Vec<Vec<f64>>,
+    /// The model's voxel map averaged over the window's brain voxels, as
+    /// the intensity baseline averages intensity ([`map_means`]); empty
+    /// when no map was scored.
+    pub map_scores: Vec<f64>,
     /// The normalised windows `[K, C, 32, 32]` (CPU) when asked for.
     pub patches: Option<Tensor>,
 }
@@ -84,6 +91,7 @@ impl PatchTable {
         self.at.extend(other.at);
         self.lesion_fraction.extend(other.lesion_fraction);
         self.model_scores.extend(other.model_scores);
+        self.map_scores.extend(other.map_scores);
         if self.intensity_scores.is_empty() {
             self.intensity_scores = other.intensity_scores;
         } else {
@@ -118,6 +126,45 @@ fn mask_tensor(m: &[bool], dims: [usize; 3]) -> Tensor {
             .collect::<Vec<_>>(),
     )
     .view([dims[2] as i64, dims[1] as i64, dims[0] as i64])
+}
+
+/// The mean of `map` over the brain voxels of each window `at` (slices
+/// across `axis` of a volume of `dims`): the patch score of a map, the way
+/// the intensity baseline scores a patch by its mean intensity. The map
+/// of a window-based model at a voxel already pools the windows around it,
+/// so this score sees the window's surroundings: a lesion interior as even
+/// as normal tissue scores high when the lesion around it does
+/// (docs/BENCHMARKS.md, "Patches scored by the map"). Windows without a
+/// brain voxel score 0.
+pub fn map_means(
+    map: &[f32],
+    brain: &[bool],
+    dims: [usize; 3],
+    axis: usize,
+    at: &[WindowAt],
+) -> Vec<f64> {
+    let (h, w) = crate::windows::plane_dims(dims, axis);
+    let p = PATCH as usize;
+    at.iter()
+        .map(|a| {
+            let (mut sum, mut n) = (0f64, 0usize);
+            for r in a.row..(a.row + p).min(h) {
+                for c in a.col..(a.col + p).min(w) {
+                    let [x, y, z] = crate::windows::voxel_of(axis, a.slice, r, c);
+                    let i = x + dims[0] * (y + dims[1] * z);
+                    if brain[i] {
+                        sum += map[i] as f64;
+                        n += 1;
+                    }
+                }
+            }
+            if n == 0 {
+                0.0
+            } else {
+                sum / n as f64
+            }
+        })
+        .collect()
 }
 
 /// The windows of `case` at `stride` with at least the model's brain
@@ -246,6 +293,7 @@ pub fn patch_protocol(
         model_scores: t.model_scores,
         intensity_scores: t.intensity_scores,
         labels,
+        at: t.at,
     })
 }
 
@@ -372,7 +420,9 @@ pub struct PatchLevel {
     pub lesion_fraction: f64,
     pub healthy_patches: usize,
     pub lesion_patches: usize,
-    /// The model first, then each channel's intensity.
+    /// The model's window score first (the paper's protocol), then each
+    /// channel's intensity, then, when the map was scored, the model's map
+    /// averaged over each patch's brain voxels ([`map_means`]).
     pub scorers: Vec<Scored>,
 }
 
@@ -393,6 +443,8 @@ pub struct CaseSummary {
     pub healthy_patches: usize,
     pub lesion_patches: usize,
     pub patch_auroc_model: Option<f64>,
+    /// The same patches scored by the model's map ([`map_means`]).
+    pub patch_auroc_map: Option<f64>,
     pub voxel_auprc_model: Option<f64>,
     pub voxel_best_dice_model: Option<f64>,
     pub windows_scored: usize,
@@ -434,6 +486,16 @@ impl Evaluation {
             .map(|s| rows.iter().map(|&i| s[i]).collect())
             .collect();
         (labels, model, intensity)
+    }
+
+    /// The map scores of the same protocol's patches, in the order of
+    /// [`Evaluation::protocol_scores`]; `None` when no map was scored.
+    pub fn protocol_map_scores(&self, fraction: f64) -> Option<Vec<f64>> {
+        if self.table.map_scores.len() != self.table.model_scores.len() {
+            return None;
+        }
+        let (rows, _) = self.table.select(fraction);
+        Some(rows.iter().map(|&i| self.table.map_scores[i]).collect())
     }
 }
 
@@ -527,14 +589,19 @@ pub fn evaluate(
             healthy_patches: labels.iter().filter(|&&l| !l).count(),
             lesion_patches: labels.iter().filter(|&&l| l).count(),
             patch_auroc_model: metrics::auroc(&case_model, &labels),
+            patch_auroc_map: None,
             voxel_auprc_model: None,
             voxel_best_dice_model: None,
             windows_scored: 0,
         };
-        table.append(t);
         if let Some(mopts) = &opts.map {
             let r = model.score_case(case, mopts, progress)?;
             summary.windows_scored = r.windows_scored;
+            // The protocol's windows lie across the model's axis (patch_table).
+            let axis = model.meta.slice_axis;
+            t.map_scores = map_means(&r.map, &brain, case.dims, axis, &t.at);
+            let case_map: Vec<f64> = rows.iter().map(|&i| t.map_scores[i]).collect();
+            summary.patch_auroc_map = metrics::auroc(&case_map, &labels);
             let norm = normalise(case, model.normalisation())?;
             let inten: Vec<Vec<f32>> = (0..channels)
                 .map(|c| to_vec(&norm.data.get(c as i64)))
@@ -561,6 +628,7 @@ pub fn evaluate(
                 maps.push(r.map);
             }
         }
+        table.append(t);
         summaries.push(summary);
     }
     let model_name = variant_name(model);
@@ -574,6 +642,10 @@ pub fn evaluate(
             for (c, s) in table.intensity_scores.iter().enumerate() {
                 let name = format!("{} intensity", model.meta.channel_names[c]);
                 scorers.push(scored(&name, &pick(s), &labels));
+            }
+            if opts.map.is_some() {
+                let name = format!("{model_name} map");
+                scorers.push(scored(&name, &pick(&table.map_scores), &labels));
             }
             let lesion_patches = labels.iter().filter(|&&l| l).count();
             PatchLevel {

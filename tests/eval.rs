@@ -5,8 +5,8 @@
 mod common;
 
 use adgan::evaluate::{
-    self, patch_protocol, patch_table, voxel_metrics, voxel_metrics_of, EvalOptions, LabelledCase,
-    Variant, VariantKind,
+    self, map_means, patch_protocol, patch_table, voxel_metrics, voxel_metrics_of, EvalOptions,
+    LabelledCase, Variant, VariantKind,
 };
 use adgan::metrics::{auprc, auroc, best_dice, dice};
 use adgan::train::{train, Checkpointing, CriticInit, TrainConfig, TrainingData};
@@ -206,6 +206,32 @@ fn patch_protocol_counts_match_brute_force() {
 }
 
 #[test]
+fn map_means_of_the_intensity_map_are_the_intensity_baseline_on_every_axis() {
+    // A map equal to the normalised intensity, averaged over each window,
+    // is the intensity baseline's patch score: the window geometry of
+    // map_means (origin, axis, padding, brain) is patch_table's.
+    let mut model = tiny_model(3);
+    let dims = [48, 40, 36];
+    let (case, lesion) = square_lesion_case(dims);
+    let norm = adgan::preprocess::normalise(&case, model.normalisation()).unwrap();
+    let map: Vec<f32> = Vec::<f32>::try_from(norm.data.get(0).flatten(0, -1)).unwrap();
+    let brain = case.brain_mask();
+    for axis in 0..3 {
+        model.meta.slice_axis = axis;
+        let t = patch_table(&model, &case, &lesion, 8, 0.10, false).unwrap();
+        assert!(t.at.len() > 20, "axis {axis}: {} windows", t.at.len());
+        let means = map_means(&map, &brain, dims, axis, &t.at);
+        for (i, (m, s)) in means.iter().zip(&t.intensity_scores[0]).enumerate() {
+            assert!(close(*m, *s, 1e-4), "axis {axis} window {i}: {m} vs {s}");
+        }
+        // Not a constant: windows differ, so a wrong geometry would show.
+        let spread = means.iter().cloned().fold(f64::MIN, f64::max)
+            - means.iter().cloned().fold(f64::MAX, f64::min);
+        assert!(spread > 0.5, "axis {axis}: spread {spread}");
+    }
+}
+
+#[test]
 fn evaluate_pools_cases_and_scores_the_intensity_baseline() {
     let model = tiny_model(2);
     let dims = [64, 64, 6];
@@ -270,6 +296,38 @@ fn evaluate_pools_cases_and_scores_the_intensity_baseline() {
     }
     let v = voxel_metrics_of(&scores, &labels, Some(model.meta.calibration.threshold));
     assert_eq!(v.auprc, ev.voxels[0].metrics.auprc);
+    // The last patch scorer is the model's map averaged over each patch,
+    // computed from the kept maps and the protocol's windows.
+    let mut map_scores = Vec::new();
+    let mut patch_labels = Vec::new();
+    for (k, (map, lc)) in ev.maps.iter().zip(&cases).enumerate() {
+        let at: Vec<_> = ev
+            .table
+            .at
+            .iter()
+            .filter(|a| a.case == k)
+            .copied()
+            .collect();
+        let fr: Vec<f64> = ev
+            .table
+            .at
+            .iter()
+            .zip(&ev.table.lesion_fraction)
+            .filter(|(a, _)| a.case == k)
+            .map(|(_, &f)| f)
+            .collect();
+        let means = map_means(map, &lc.case.brain_mask(), dims, 2, &at);
+        for (m, f) in means.into_iter().zip(fr) {
+            if f == 0.0 || f > 0.75 {
+                map_scores.push(m);
+                patch_labels.push(f > 0.0);
+            }
+        }
+    }
+    let last = ev.patches[0].scorers.last().unwrap();
+    assert_eq!(last.name, format!("{} map", ev.model_name));
+    assert_eq!(last.auroc, auroc(&map_scores, &patch_labels));
+    assert_eq!(ev.patches[0].scorers.len(), 3);
     assert_eq!(v.brain_voxels, ev.voxels[0].metrics.brain_voxels);
     assert_eq!(ev.cases.len(), 2);
     let json = serde_json::to_value(&ev).unwrap();

@@ -68,7 +68,8 @@ pub struct EvalArgs {
     pub write_maps: bool,
     /// Write the protocol's windows for external baselines: patches.npy
     /// (float32 [N, C, 32, 32], normalised as the model sees them) and
-    /// patches.csv (case, slice, row, col, lesion fraction, model score).
+    /// patches.csv (case, slice, row, col, lesion fraction, model score and,
+    /// unless --no-map, the map averaged over the window).
     #[arg(long)]
     pub dump_patches: bool,
     /// Windows per critic call.
@@ -303,13 +304,19 @@ fn case_outputs(
     let headline = a.lesion_fractions[0];
     let (labels, model_scores, intensity) = ev.protocol_scores(headline);
     let mut curves = vec![(
-        ev.model_name.clone(),
+        format!("{} window score", ev.model_name),
         evaluate::thin_curve(&adgan::metrics::roc_curve(&model_scores, &labels), 4000),
     )];
     for (c, s) in intensity.iter().enumerate() {
         curves.push((
             format!("{} intensity", ev.channel_names[c]),
             evaluate::thin_curve(&adgan::metrics::roc_curve(s, &labels), 4000),
+        ));
+    }
+    if let Some(map) = ev.protocol_map_scores(headline) {
+        curves.push((
+            format!("{} map over the patch", ev.model_name),
+            evaluate::thin_curve(&adgan::metrics::roc_curve(&map, &labels), 4000),
         ));
     }
     let roc = a.out.join("roc_patches.png");
@@ -360,16 +367,22 @@ fn case_outputs(
             let data = adgan::io::tensor_file::to_f32_vec(p)?;
             let npy = a.out.join("patches.npy");
             write_npy(&npy, &shape, &data)?;
-            let mut csv = String::from("case,slice,row,col,lesion_fraction,score\n");
+            // map_score: the map averaged over the window (empty with --no-map).
+            let mut csv = String::from("case,slice,row,col,lesion_fraction,score,map_score\n");
             for (i, at) in ev.table.at.iter().enumerate() {
+                let map = match ev.table.map_scores.get(i) {
+                    Some(m) => format!("{m:.6}"),
+                    None => String::new(),
+                };
                 csv.push_str(&format!(
-                    "{},{},{},{},{:.6},{:.6}\n",
+                    "{},{},{},{},{:.6},{:.6},{}\n",
                     at.case,
                     at.slice,
                     at.row,
                     at.col,
                     ev.table.lesion_fraction[i],
-                    ev.table.model_scores[i]
+                    ev.table.model_scores[i],
+                    map
                 ));
             }
             let csv_path = a.out.join("patches.csv");
@@ -413,10 +426,18 @@ fn image_outputs(
 }
 
 fn print_case_table(a: &EvalArgs, ev: &Evaluation) {
+    // The model's two scorers by what they score (its name is printed
+    // above), the intensity baselines by their names.
+    let map_name = format!("{} map", ev.model_name);
     let names: Vec<&str> = ev.patches[0]
         .scorers
         .iter()
-        .map(|s| s.name.as_str())
+        .enumerate()
+        .map(|(i, s)| match s.name.as_str() {
+            _ if i == 0 => "window score",
+            n if n == map_name => "map over patch",
+            n => n,
+        })
         .collect();
     println!(
         "adGAN eval: {} ({}) on {} case(s)",
