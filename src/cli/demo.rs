@@ -5,7 +5,7 @@
 use super::ui::Reporter;
 use super::DemoArgs;
 use adgan::error::{Error, Result};
-use adgan::evaluate::{patch_protocol, voxel_metrics};
+use adgan::evaluate::{map_means, patch_protocol, voxel_metrics};
 use adgan::preprocess::Case;
 use adgan::train::{Checkpointing, TrainConfig, TrainingData};
 use adgan::ScoreOptions;
@@ -137,6 +137,15 @@ pub fn run(a: DemoArgs) -> Result<()> {
     let brain = case.brain_mask();
     let threshold = model.map_threshold(&opts);
     let voxel_model = voxel_metrics(&result.map, &brain, &lesion, Some(threshold));
+    // The same patches scored by the map (its mean over each patch).
+    let map_scores = map_means(
+        &result.map,
+        &brain,
+        case.dims,
+        model.meta.slice_axis,
+        &patches.at,
+    );
+    let auroc_map = adgan::metrics::auroc(&map_scores, &patches.labels);
     let norm = adgan::preprocess::normalise(&case, model.normalisation())?;
     let flair_norm = adgan::io::tensor_file::to_f32_vec(&norm.data)?;
     let voxel_flair = voxel_metrics(&flair_norm, &brain, &lesion, None);
@@ -159,12 +168,16 @@ pub fn run(a: DemoArgs) -> Result<()> {
     )?;
     let roc_path = a.out.join("roc_patches.png");
     let mut curves = vec![(
-        "adGAN".to_string(),
+        "adGAN window score".to_string(),
         adgan::metrics::roc_curve(&patches.model_scores, &patches.labels),
     )];
     curves.push((
         "FLAIR intensity".to_string(),
         adgan::metrics::roc_curve(&patches.intensity_scores[0], &patches.labels),
+    ));
+    curves.push((
+        "adGAN map over the patch".to_string(),
+        adgan::metrics::roc_curve(&map_scores, &patches.labels),
     ));
     adgan::report::render::write_roc_png(&roc_path, &curves)?;
     let hist_path = a.out.join("score_histogram.png");
@@ -212,6 +225,7 @@ pub fn run(a: DemoArgs) -> Result<()> {
             "healthy_patches": patches.healthy_patches,
             "lesion_patches": patches.lesion_patches,
             "auroc_adgan": patches.auroc_model,
+            "auroc_adgan_map": auroc_map,
             "auroc_flair_intensity": patches.auroc_intensity[0],
         },
         "voxel": {"adgan_map": voxel_model, "flair_intensity": voxel_flair},
@@ -240,10 +254,11 @@ pub fn run(a: DemoArgs) -> Result<()> {
             t0.elapsed().as_secs_f64()
         );
         println!(
-            "  patch AUROC (paper protocol, {} healthy / {} lesion): adGAN {}  FLAIR intensity {}",
+            "  patch AUROC (paper protocol, {} healthy / {} lesion): adGAN window score {}  adGAN map over the patch {}  FLAIR patch mean {}",
             patches.healthy_patches,
             patches.lesion_patches,
             fmt(patches.auroc_model),
+            fmt(auroc_map),
             fmt(patches.auroc_intensity[0])
         );
         println!(
