@@ -301,23 +301,13 @@ fn evaluate_pools_cases_and_scores_the_intensity_baseline() {
     let mut map_scores = Vec::new();
     let mut patch_labels = Vec::new();
     for (k, (map, lc)) in ev.maps.iter().zip(&cases).enumerate() {
-        let at: Vec<_> = ev
-            .table
-            .at
-            .iter()
-            .filter(|a| a.case == k)
-            .copied()
+        let rows: Vec<usize> = (0..ev.table.at.len())
+            .filter(|&i| ev.table.at[i].case == k)
             .collect();
-        let fr: Vec<f64> = ev
-            .table
-            .at
-            .iter()
-            .zip(&ev.table.lesion_fraction)
-            .filter(|(a, _)| a.case == k)
-            .map(|(_, &f)| f)
-            .collect();
+        let at: Vec<_> = rows.iter().map(|&i| ev.table.at[i]).collect();
         let means = map_means(map, &lc.case.brain_mask(), dims, 2, &at);
-        for (m, f) in means.into_iter().zip(fr) {
+        for (m, &i) in means.into_iter().zip(&rows) {
+            let f = ev.table.lesion_fraction[i];
             if f == 0.0 || f > 0.75 {
                 map_scores.push(m);
                 patch_labels.push(f > 0.0);
