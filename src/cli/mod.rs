@@ -246,7 +246,7 @@ pub enum PresetArg {
     /// The detector for a CPU, in minutes: N = 0, M = 600, batch 32; phase
     /// 2 trains a fresh critic against synthetic counterfeits (blend and
     /// intensity) instead of a fake pool, keeps a moving average of its
-    /// weights (decay 0.99) and validates it every 50 iterations on
+    /// weights (decay 0.995) and validates it every 50 iterations on
     /// held-out slices against counterfeits of a seed of their own; its
     /// normal patches are turned and mirrored at random (dihedral
     /// augmentation) and its maps gated by intensity (see
