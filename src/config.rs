@@ -296,8 +296,8 @@ impl TrainConfig {
                 counterfeits: vec![Counterfeit::Blend, Counterfeit::Intensity],
                 synthetic_fraction: 1.0,
                 // 0.99 until 2026-12-05: 0.995 measured a little better on
-                // every seed of both dev cases (docs/BENCHMARKS.md, "A
-                // longer moving average").
+                // the dev cases' maps, every demo seed and two of three on
+                // brain MR (docs/BENCHMARKS.md, "A longer moving average").
                 ema_decay: 0.995,
                 validate_every: 50,
                 validation_kinds: vec![Counterfeit::Blend, Counterfeit::Intensity],
