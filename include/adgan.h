@@ -591,6 +591,21 @@ int32_t adgan_train_options_set_counterfeits(AdganTrainOptions *options,
 int32_t adgan_train_options_set_ema_decay(AdganTrainOptions *options, double value);
 
 /**
+ * The critic's shape: `members` critics trained side by side, each from
+ * its own initial weights, and averaged into the model (1: the paper's
+ * one critic; at most 16), each with `width` maps in its first layer (64:
+ * the paper's; 4 to 256; the later layers have 2, 4 and 8 times as many).
+ *
+ * Errors: `ADGAN_STATUS_INVALID_ARGUMENT` for a NULL handle or a value
+ * out of range; the options are then unchanged.
+ * Not thread-safe on one handle: do not modify a handle another thread
+ * is using.
+ */
+int32_t adgan_train_options_set_critic(AdganTrainOptions *options,
+                                       uint32_t members,
+                                       uint32_t width);
+
+/**
  * Choose phase 2's critic without labels: every `every` iterations (0:
  * off, the last critic is the model) score normal patches held out by
  * whole slices against synthetic anomalies of `kinds` (as for

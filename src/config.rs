@@ -11,6 +11,12 @@ use serde::{Deserialize, Serialize};
 /// Side of the square patches the networks take and make.
 pub const PATCH: i64 = 32;
 
+/// Maps in the first layer of the paper's critic (Fig. 1).
+pub const PAPER_WIDTH: usize = 64;
+
+/// The most critics a model may average.
+pub const MAX_CRITIC_MEMBERS: usize = 16;
+
 /// Phase 2's starting point for the critic.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
@@ -239,6 +245,28 @@ pub struct TrainConfig {
     /// before this option are `None`.
     #[serde(default)]
     pub augment: Augment,
+    /// Critics trained side by side from their own initial weights and
+    /// averaged into the model (1: the paper's one critic); see
+    /// [`crate::nets`]. Files from before this option have one. Measured
+    /// (docs/BENCHMARKS.md, "Ensembles and narrower critics"): below their
+    /// own members with the attribution painting, so no preset uses more.
+    #[serde(default = "one_member")]
+    pub critic_members: usize,
+    /// Maps in the first layer of each critic (64: the paper's; the later
+    /// layers have 2, 4 and 8 times as many). Files from before this
+    /// option have 64. Width 32 trains and scores in about a third of the
+    /// time; measured better on the one-subject demo and worse on brain MR,
+    /// so no preset uses it.
+    #[serde(default = "paper_width")]
+    pub critic_width: usize,
+}
+
+fn one_member() -> usize {
+    1
+}
+
+fn paper_width() -> usize {
+    PAPER_WIDTH
 }
 
 impl Default for TrainConfig {
@@ -276,6 +304,8 @@ impl TrainConfig {
             normalisation: Normalisation::ZScore,
             intensity_gate: GateChoice::Off,
             augment: Augment::None,
+            critic_members: 1,
+            critic_width: PAPER_WIDTH,
         };
         let paper_quick = TrainConfig {
             phase1_iterations: 200,
@@ -315,6 +345,18 @@ impl TrainConfig {
             return bad(
                 "batch size must be at least 2 (the concentration term is a standard deviation)",
             );
+        }
+        if !(1..=MAX_CRITIC_MEMBERS).contains(&self.critic_members) {
+            return Err(Error::invalid(format!(
+                "critic_members = {} (expected 1 to {MAX_CRITIC_MEMBERS})",
+                self.critic_members
+            )));
+        }
+        if !(4..=256).contains(&self.critic_width) {
+            return Err(Error::invalid(format!(
+                "critic_width = {} (expected 4 to 256 maps)",
+                self.critic_width
+            )));
         }
         if self.n_critic == 0 {
             return bad("n_critic must be at least 1");

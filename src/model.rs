@@ -3,7 +3,7 @@
 //! safetensors file with JSON metadata (see `tensor_file`).
 
 use crate::config::PatchSampling;
-use crate::config::{Normalisation, TrainConfig};
+use crate::config::{Normalisation, TrainConfig, MAX_CRITIC_MEMBERS};
 use crate::error::{Error, Result};
 use crate::metrics::quantile;
 use crate::nets::{Critic, PATCH};
@@ -14,8 +14,21 @@ use tch::{nn, Device, Kind, Tensor};
 
 /// Identifies our files among other safetensors files.
 pub const FORMAT: &str = "adgan-model";
-/// Version of the bundle layout; a reader refuses newer versions.
-pub const FORMAT_VERSION: u32 = 1;
+/// Version of the bundle layout; a reader refuses newer versions. 2: the
+/// critic may be an ensemble or of another width than the paper's
+/// (`critic_members`, `critic_width`); files of the paper's critic are
+/// still written as 1, so that older libraries read them.
+pub const FORMAT_VERSION: u32 = 2;
+
+/// The format version a model trained with `config` is written as: the
+/// oldest that holds its critic.
+pub fn format_version_for(config: &TrainConfig) -> u32 {
+    if config.critic_members > 1 || config.critic_width != crate::config::PAPER_WIDTH {
+        2
+    } else {
+        1
+    }
+}
 
 /// How raw critic outputs become anomaly scores.
 ///
@@ -207,9 +220,13 @@ impl std::fmt::Debug for Model {
     }
 }
 
-fn critic_var_store(device: Device, channels: usize) -> (nn::VarStore, Critic) {
+fn critic_var_store(
+    device: Device,
+    channels: usize,
+    config: &TrainConfig,
+) -> (nn::VarStore, Critic) {
     let vs = nn::VarStore::new(device);
-    let net = Critic::new(&vs.root(), channels as i64);
+    let net = Critic::of(&vs.root(), channels as i64, config);
     (vs, net)
 }
 
@@ -314,9 +331,18 @@ impl Model {
                 c.mean, c.std
             ));
         }
+        let t = &meta.training;
+        if !(1..=MAX_CRITIC_MEMBERS).contains(&t.critic_members)
+            || !(4..=256).contains(&t.critic_width)
+        {
+            return bad(format!(
+                "a critic of {} member(s) of width {}",
+                t.critic_members, t.critic_width
+            ));
+        }
         // Built and filled on the CPU, then moved with fallible calls: a
         // device libtorch cannot use is an error, not a panic.
-        let (vs, net) = critic_var_store(Device::Cpu, meta.channels);
+        let (vs, net) = critic_var_store(Device::Cpu, meta.channels, &meta.training);
         crate::io::tensor_file::load_into(path, &vs, "critic.", &file.tensors)?;
         move_variables(&vs, device)?;
         let mut model = Model::from_parts(meta, vs, net);

@@ -9,6 +9,17 @@
 //! after every convolution, no batch norm (it would break the per-sample
 //! gradient penalty).
 //!
+//! A critic may also be an ensemble: `members` independent critics of
+//! `width` maps in the first layer (64 in the paper), held as one network
+//! whose convolutions are grouped (member k sees only its own maps) and
+//! whose output is the mean of the members'. One grouped network instead of
+//! a list of networks: one call per layer however many members, and every
+//! caller (training, validation, scoring, attribution) sees one critic.
+//! Training gives each member its own copy of the input
+//! ([`Critic::forward_members`]), so that each has its own gradient
+//! penalty and they train as separate critics would. With one member of
+//! width 64 the variables, their names and the operations are the paper's.
+//!
 //! The output scale of the generator: the paper feeds data normalised to
 //! zero mean and unit variance inside the brain, which reaches well beyond
 //! ±1 (lesions in FLAIR sit at +3 to +8). A plain tanh could never produce
@@ -21,7 +32,7 @@ use tch::nn::{self, Module, ModuleT};
 use tch::{TchError, Tensor};
 
 /// Side of the square patches the networks take and make.
-pub use crate::config::PATCH;
+pub use crate::config::{PAPER_WIDTH, PATCH};
 /// Dimension of the generator's latent input.
 pub const LATENT: i64 = 128;
 /// Slope of the LeakyReLU for negative inputs.
@@ -42,27 +53,82 @@ pub struct Critic {
     c3: nn::Conv2D,
     c4: nn::Conv2D,
     fc: nn::Linear,
+    members: i64,
 }
 
 impl Critic {
-    /// Build the critic's variables under `p` for `channels` input channels.
+    /// Build the paper's critic under `p` for `channels` input channels.
     pub fn new(p: &nn::Path, channels: i64) -> Critic {
-        let s2 = nn::ConvConfig {
-            stride: 2,
-            padding: 2,
-            ..Default::default()
+        Critic::ensemble(p, channels, 1, PAPER_WIDTH as i64)
+    }
+
+    /// The critic `config` asks for (its members and width).
+    pub fn of(p: &nn::Path, channels: i64, config: &crate::config::TrainConfig) -> Critic {
+        Critic::ensemble(
+            p,
+            channels,
+            config.critic_members as i64,
+            config.critic_width as i64,
+        )
+    }
+
+    /// An ensemble of `members` critics with `width`, `2 width`, `4 width`
+    /// and `8 width` maps (the paper: 1 and 64).
+    pub fn ensemble(p: &nn::Path, channels: i64, members: i64, width: i64) -> Critic {
+        let k = members.max(1);
+        let conv = |name: &str, i: i64, o: i64, size: i64, stride: i64, pad: i64| {
+            let config = nn::ConvConfig {
+                stride,
+                padding: pad,
+                groups: k,
+                ..Default::default()
+            };
+            nn::conv2d(p / name, k * i, k * o, size, config)
         };
         Critic {
-            c1: nn::conv2d(p / "c1", channels, 64, 5, s2),
-            c2: nn::conv2d(p / "c2", 64, 128, 5, s2),
-            c3: nn::conv2d(p / "c3", 128, 256, 5, s2),
-            c4: nn::conv2d(p / "c4", 256, 512, 4, Default::default()),
-            fc: nn::linear(p / "fc", 512, 1, Default::default()),
+            c1: conv("c1", channels, width, 5, 2, 2),
+            c2: conv("c2", width, 2 * width, 5, 2, 2),
+            c3: conv("c3", 2 * width, 4 * width, 5, 2, 2),
+            c4: conv("c4", 4 * width, 8 * width, 4, 1, 0),
+            // One output per member: for one member exactly nn::linear's
+            // variables; for more, row k of the weight is member k's.
+            // One output per member: row k of the weight is member k's (for
+            // one member exactly the paper's fully connected layer).
+            fc: nn::linear(p / "fc", 8 * width, k, Default::default()),
+            members: k,
         }
     }
 
-    /// Critic output for a batch `[B, C, 32, 32]`, shape `[B]`.
+    /// How many critics this one averages (1: the paper's).
+    pub fn members(&self) -> i64 {
+        self.members
+    }
+
+    /// Maps of the first layer of each member (64: the paper's).
+    pub fn width(&self) -> i64 {
+        self.c1.ws.size()[0] / self.members
+    }
+
+    /// Each member's output `[B, K]` for inputs `[B, K C, 32, 32]`: channels
+    /// `k C .. (k + 1) C` are member k's input.
+    pub fn forward_members(&self, x: &Tensor) -> Tensor {
+        let h = leaky_relu(&x.apply(&self.c1));
+        let h = leaky_relu(&h.apply(&self.c2));
+        let h = leaky_relu(&h.apply(&self.c3));
+        let h = leaky_relu(&h.apply(&self.c4));
+        let b = h.size()[0];
+        (h.view([b, self.members, -1]) * &self.fc.ws).sum_dim_intlist(2, false, None)
+            + self.fc.bs.as_ref().expect("the critic's output has a bias")
+    }
+
+    /// Critic output for a batch `[B, C, 32, 32]`, shape `[B]`: with
+    /// several members, the mean of theirs.
     pub fn forward(&self, x: &Tensor) -> Tensor {
+        if self.members > 1 {
+            return self
+                .forward_members(&x.repeat([1, self.members, 1, 1]))
+                .mean_dim(1, false, None);
+        }
         let h = leaky_relu(&x.apply(&self.c1));
         let h = leaky_relu(&h.apply(&self.c2));
         let h = leaky_relu(&h.apply(&self.c3));
@@ -74,20 +140,63 @@ impl Critic {
     /// device gone) returned as errors instead of panics: the same
     /// operations in the same order, so the same numbers. Scoring uses it.
     pub fn f_forward(&self, x: &Tensor) -> Result<Tensor, TchError> {
-        // Strides and paddings as `new` configures the layers.
-        fn conv(x: &Tensor, c: &nn::Conv2D, stride: i64, pad: i64) -> Result<Tensor, TchError> {
-            x.f_conv2d(&c.ws, c.bs.as_ref(), [stride; 2], [pad; 2], [1, 1], 1)
-        }
+        let k = self.members;
+        // Strides and paddings as `ensemble` configures the layers.
+        let conv = |x: &Tensor, c: &nn::Conv2D, stride: i64, pad: i64| {
+            x.f_conv2d(&c.ws, c.bs.as_ref(), [stride; 2], [pad; 2], [1, 1], k)
+        };
         fn f_leaky_relu(x: &Tensor) -> Result<Tensor, TchError> {
             x.f_maximum(&x.f_mul_scalar(LEAKY_SLOPE)?)
         }
-        let h = f_leaky_relu(&conv(x, &self.c1, 2, 2)?)?;
+        let x = if k > 1 {
+            x.f_repeat([1, k, 1, 1])?
+        } else {
+            x.shallow_clone()
+        };
+        let h = f_leaky_relu(&conv(&x, &self.c1, 2, 2)?)?;
         let h = f_leaky_relu(&conv(&h, &self.c2, 2, 2)?)?;
         let h = f_leaky_relu(&conv(&h, &self.c3, 2, 2)?)?;
         let h = f_leaky_relu(&conv(&h, &self.c4, 1, 0)?)?;
+        if k > 1 {
+            let b = h.size()[0];
+            return h
+                .f_view([b, k, -1])?
+                .f_mul(&self.fc.ws)?
+                .f_sum_dim_intlist(2, false, None)?
+                .f_add(self.fc.bs.as_ref().expect("the critic's output has a bias"))?
+                .f_mean_dim(1, false, None);
+        }
         h.f_flatten(1, -1)?
             .f_linear(&self.fc.ws, self.fc.bs.as_ref())?
             .f_squeeze_dim(1)
+    }
+
+    /// Put each member's output on the same scale: member k's becomes
+    /// `(D_k - mean[k]) / std[k]` (its weights rescaled in place), so the
+    /// mean over members weighs each alike.
+    pub fn standardise_members(&self, mean: &[f64], std: &[f64]) {
+        let k = self.members as usize;
+        assert!(
+            mean.len() == k && std.len() == k,
+            "one mean and SD per member"
+        );
+        let dev = self.fc.ws.device();
+        let m = Tensor::from_slice(mean)
+            .to_kind(tch::Kind::Float)
+            .to_device(dev);
+        let s = Tensor::from_slice(std)
+            .to_kind(tch::Kind::Float)
+            .to_device(dev);
+        tch::no_grad(|| {
+            let mut ws = self.fc.ws.shallow_clone();
+            let new_ws = &ws / s.unsqueeze(1);
+            ws.copy_(&new_ws);
+            if let Some(bs) = &self.fc.bs {
+                let mut bs = bs.shallow_clone();
+                let new_bs = (&bs - &m) / &s;
+                bs.copy_(&new_bs);
+            }
+        });
     }
 }
 
@@ -153,6 +262,74 @@ impl ModuleT for Generator {
 mod tests {
     use super::*;
     use tch::{Device, Kind};
+
+    #[test]
+    fn one_member_of_width_64_is_the_papers_critic() {
+        let vs = nn::VarStore::new(Device::Cpu);
+        let critic = Critic::new(&vs.root(), 2);
+        let mut shapes: Vec<(String, Vec<i64>)> = vs
+            .variables()
+            .into_iter()
+            .map(|(k, v)| (k, v.size()))
+            .collect();
+        shapes.sort();
+        let want: Vec<(String, Vec<i64>)> = [
+            ("c1.bias", vec![64]),
+            ("c1.weight", vec![64, 2, 5, 5]),
+            ("c2.bias", vec![128]),
+            ("c2.weight", vec![128, 64, 5, 5]),
+            ("c3.bias", vec![256]),
+            ("c3.weight", vec![256, 128, 5, 5]),
+            ("c4.bias", vec![512]),
+            ("c4.weight", vec![512, 256, 4, 4]),
+            ("fc.bias", vec![1]),
+            ("fc.weight", vec![1, 512]),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v))
+        .collect();
+        assert_eq!(shapes, want);
+        assert_eq!((critic.members(), critic.width()), (1, 64));
+    }
+
+    #[test]
+    fn an_ensemble_is_the_mean_of_its_members_each_on_one_scale() {
+        tch::manual_seed(5);
+        let vs = nn::VarStore::new(Device::Cpu);
+        let (k, c) = (3, 2);
+        let critic = Critic::ensemble(&vs.root(), c, k, 8);
+        assert_eq!((critic.members(), critic.width()), (3, 8));
+        let x = Tensor::randn([40, c, PATCH, PATCH], (Kind::Float, Device::Cpu));
+        let members = |x: &Tensor| critic.forward_members(&x.repeat([1, k, 1, 1]));
+        // The output is the mean of the members', each fed the patch.
+        let m = members(&x);
+        assert_eq!(m.size(), vec![40, 3]);
+        let diff = (critic.forward(&x) - m.mean_dim(1, false, None))
+            .abs()
+            .max();
+        assert!(diff.double_value(&[]) < 1e-5);
+        let f = critic.f_forward(&x).unwrap();
+        assert!(f.equal(&critic.forward(&x)));
+        // Members differ (their own initial weights).
+        let spread = (m.select(1, 0) - m.select(1, 1)).abs().max();
+        assert!(spread.double_value(&[]) > 1e-4);
+        // Standardised on these patches, each member has mean 0 and SD 1 there.
+        let mean = Vec::<f64>::try_from(m.mean_dim(0, false, Kind::Double)).unwrap();
+        let std = Vec::<f64>::try_from(m.to_kind(Kind::Double).std_dim(0, false, false)).unwrap();
+        critic.standardise_members(&mean, &std);
+        let z = tch::no_grad(|| members(&x)).to_kind(Kind::Double);
+        for j in 0..k {
+            let col = z.select(1, j);
+            let (mu, sd) = (
+                col.mean(Kind::Double).double_value(&[]),
+                col.std(false).double_value(&[]),
+            );
+            assert!(
+                mu.abs() < 1e-4 && (sd - 1.0).abs() < 1e-4,
+                "member {j}: {mu} {sd}"
+            );
+        }
+    }
 
     #[test]
     fn fallible_forward_gives_the_same_numbers() {

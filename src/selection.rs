@@ -4,6 +4,7 @@
 //! anomalies of a kind training did not use. The best-scoring snapshot is
 //! the model (the paper leaves when to stop open, Sec. V).
 
+use crate::config::TrainConfig;
 use crate::counterfeit::{self, Counterfeit};
 use crate::error::Result;
 use crate::nets::Critic;
@@ -107,14 +108,16 @@ pub struct Validator {
 }
 
 impl Validator {
-    /// `held_out`: normal patches never trained on, `[V, C, 32, 32]`.
-    pub fn new(held_out: &Tensor, kinds: &[Counterfeit], seed: u64, device: Device) -> Validator {
+    /// `held_out`: normal patches never trained on, `[V, C, 32, 32]`; the
+    /// anomalies are of `config`'s validation kinds, and the critic of its
+    /// shape.
+    pub fn new(held_out: &Tensor, config: &TrainConfig, device: Device) -> Validator {
         let normal = held_out.to_device(device);
-        let mut rng = Rng::stream(seed, 3, 0);
-        let anomalous = counterfeit::make(&normal, kinds, &mut rng);
+        let mut rng = Rng::stream(config.seed, 3, 0);
+        let anomalous = counterfeit::make(&normal, &config.validation_kinds, &mut rng);
         let vs = nn::VarStore::new(device);
         let channels = normal.size()[1];
-        let critic = Critic::new(&vs.root(), channels);
+        let critic = Critic::of(&vs.root(), channels, config);
         Validator {
             normal,
             anomalous,

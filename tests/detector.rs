@@ -195,6 +195,62 @@ fn an_interrupted_synthetic_training_resumes_to_the_same_model() {
 }
 
 #[test]
+fn an_ensemble_of_critics_is_saved_whole_and_resumes_exactly() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = data(200, true);
+    let mut c = synthetic_only(30);
+    c.critic_members = 3;
+    c.critic_width = 8;
+    c.checkpoint_every = 10;
+    let straight = adgan::train(&d, &c, Device::Cpu, &Default::default(), &mut |_| true).unwrap();
+    // Calibrated like any model: its held-out normal patches at mean 0, SD 1.
+    let x = common::normal_patches(30, 7);
+    let scores = straight.scores(&x, 64).unwrap();
+    assert!(scores.iter().all(|s| s.is_finite()));
+    // The file holds every member and says what the critic is, at format
+    // version 2 (which older libraries refuse by name, tests/errors.rs).
+    let path = dir.path().join("m.adgan");
+    straight.save(&path).unwrap();
+    let loaded = Model::load(&path, Device::Cpu).unwrap();
+    assert_eq!(loaded.meta.format_version, 2);
+    assert_eq!(
+        (
+            loaded.meta.training.critic_members,
+            loaded.meta.training.critic_width
+        ),
+        (3, 8)
+    );
+    assert_eq!(
+        common::to_vec(&loaded.raw_scores(&x, 64).unwrap()),
+        common::to_vec(&straight.raw_scores(&x, 64).unwrap())
+    );
+    // Interrupted between checkpoints, resumed: the same model.
+    let ckpt = Checkpointing {
+        path: Some(dir.path().join("run.ckpt")),
+        restart: false,
+        keep: false,
+    };
+    let r = adgan::train(&d, &c, Device::Cpu, &ckpt, &mut |p| p.iteration != 23);
+    assert!(matches!(r, Err(adgan::Error::Cancelled)), "{r:?}");
+    let resumed = adgan::train(&d, &c, Device::Cpu, &ckpt, &mut |_| true).unwrap();
+    assert_eq!(
+        common::to_vec(&resumed.raw_scores(&x, 64).unwrap()),
+        common::to_vec(&straight.raw_scores(&x, 64).unwrap())
+    );
+    // The paper's one critic is still written in the format older
+    // libraries read.
+    let one = adgan::train(
+        &d,
+        &synthetic_only(5),
+        Device::Cpu,
+        &Default::default(),
+        &mut |_| true,
+    )
+    .unwrap();
+    assert_eq!(one.meta.format_version, 1);
+}
+
+#[test]
 fn options_that_cannot_work_are_refused_by_name() {
     let mut c = synthetic_only(10);
     c.synthetic_fraction = 0.5; // needs a fake pool, and phase 1 is 0

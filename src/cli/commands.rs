@@ -73,6 +73,8 @@ pub(super) fn config_from(a: &TrainArgs) -> TrainConfig {
     set!(counterfeits = a.counterfeits.clone().map(|k| k.0));
     set!(synthetic_fraction = a.synthetic_fraction);
     set!(ema_decay = a.ema_decay);
+    set!(critic_members = a.critic_members);
+    set!(critic_width = a.critic_width);
     set!(validate_every = a.validate_every);
     set!(validation_kinds = a.validation_kinds.clone().map(|k| k.0));
     set!(normalisation = a.normalisation);
@@ -509,6 +511,16 @@ pub fn info(a: InfoArgs) -> Result<()> {
             (_, 0) => "critic trained from its initialisation",
             (adgan::train::CriticInit::FineTune, _) => "critic fine-tuned from phase 1",
             (adgan::train::CriticInit::Reset, _) => "critic reset after phase 1",
+        }
+    );
+    println!(
+        "  critic            {}",
+        match t.critic_members {
+            1 => format!("one critic, {} maps in its first layer", t.critic_width),
+            k => format!(
+                "mean of {k} critics from their own initial weights, {} maps in each one's first layer",
+                t.critic_width
+            ),
         }
     );
     println!(

@@ -202,6 +202,14 @@ pub struct TrainArgs {
     /// Exponential moving average of the phase-2 critic's weights (0: off).
     #[arg(long, value_name = "DECAY")]
     pub ema_decay: Option<f64>,
+    /// Critics trained side by side, each from its own initial weights,
+    /// and averaged into the model (1: the paper's one critic).
+    #[arg(long, value_name = "K")]
+    pub critic_members: Option<usize>,
+    /// Maps in the first layer of each critic (64: the paper's; the later
+    /// layers have 2, 4 and 8 times as many).
+    #[arg(long, value_name = "MAPS")]
+    pub critic_width: Option<usize>,
     /// Validate every K phase-2 iterations on held-out normal slices
     /// against synthetic anomalies and keep the best critic (0: off).
     #[arg(long, value_name = "K")]

@@ -636,6 +636,14 @@ mod tests {
             assert_eq!((*o).config.synthetic_fraction, 0.5);
             assert_eq!(adgan_train_options_set_ema_decay(o, 1.0), 1);
             assert_eq!(adgan_train_options_set_ema_decay(o, 0.95), 0);
+            assert_eq!(adgan_train_options_set_critic(o, 0, 64), 1);
+            assert_eq!(adgan_train_options_set_critic(o, 3, 2), 1);
+            assert_eq!((*o).config.critic_members, 1);
+            assert_eq!(adgan_train_options_set_critic(o, 3, 32), 0);
+            assert_eq!(
+                ((*o).config.critic_members, (*o).config.critic_width),
+                (3, 32)
+            );
             assert_eq!(
                 adgan_train_options_set_validation(o, 25, std::ptr::null()),
                 1

@@ -634,6 +634,38 @@ pub unsafe extern "C" fn adgan_train_options_set_ema_decay(
     })
 }
 
+/// The critic's shape: `members` critics trained side by side, each from
+/// its own initial weights, and averaged into the model (1: the paper's
+/// one critic; at most 16), each with `width` maps in its first layer (64:
+/// the paper's; 4 to 256; the later layers have 2, 4 and 8 times as many).
+///
+/// Errors: `ADGAN_STATUS_INVALID_ARGUMENT` for a NULL handle or a value
+/// out of range; the options are then unchanged.
+/// Not thread-safe on one handle: do not modify a handle another thread
+/// is using.
+#[no_mangle]
+pub unsafe extern "C" fn adgan_train_options_set_critic(
+    options: *mut AdganTrainOptions,
+    members: u32,
+    width: u32,
+) -> i32 {
+    set(options, |o| {
+        let (members, width) = (members as usize, width as usize);
+        if !(1..=crate::config::MAX_CRITIC_MEMBERS).contains(&members) {
+            return invalid(format!(
+                "critic members = {members} (expected 1 to {})",
+                crate::config::MAX_CRITIC_MEMBERS
+            ));
+        }
+        if !(4..=256).contains(&width) {
+            return invalid(format!("critic width = {width} (expected 4 to 256 maps)"));
+        }
+        o.config.critic_members = members;
+        o.config.critic_width = width;
+        Ok(())
+    })
+}
+
 /// Choose phase 2's critic without labels: every `every` iterations (0:
 /// off, the last critic is the model) score normal patches held out by
 /// whole slices against synthetic anomalies of `kinds` (as for

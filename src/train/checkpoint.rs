@@ -175,7 +175,7 @@ pub fn fork(from: &Path, to: &Path, config: &TrainConfig, channels: usize) -> Re
     meta.config = config.clone();
     let mut tensors: Vec<(String, Tensor)> = file.tensors.into_iter().collect();
     if config.critic_init == CriticInit::Reset && meta.phase == 2 {
-        let (vs, _critic) = reset_critic(channels, config.seed, Device::Cpu);
+        let (vs, _critic) = reset_critic(channels, config, Device::Cpu);
         let fresh = crate::io::tensor_file::named(&vs, "d.");
         tensors.retain(|(k, _)| !k.starts_with("d."));
         tensors.extend(fresh);

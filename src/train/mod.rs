@@ -14,7 +14,7 @@ use crate::fake_pool::FakePool;
 use crate::gate::{GateChoice, IntensityGate, IntensityReference, GATE_SAMPLE_STEP};
 use crate::io::tensor_file::to_f32_vec;
 use crate::losses;
-use crate::model::{Budget, Calibration, Model, ModelMeta, FORMAT, FORMAT_VERSION};
+use crate::model::{format_version_for, Budget, Calibration, Model, ModelMeta, FORMAT};
 use crate::nets::{Critic, Generator, LATENT, PATCH};
 use crate::optim::Adam;
 use crate::preprocess::{normalise, training_patches_by_slice, Case, Normalised};
@@ -273,11 +273,56 @@ struct Nets {
 /// Phase 2's fresh critic (adGAN, `critic_init` reset): its own random
 /// stream, so that a forked checkpoint (see [`checkpoint::fork`]) gets the
 /// critic an uninterrupted training would.
-fn reset_critic(channels: usize, seed: u64, device: Device) -> (nn::VarStore, Critic) {
+fn reset_critic(channels: usize, config: &TrainConfig, device: Device) -> (nn::VarStore, Critic) {
     let vs_d = nn::VarStore::new(device);
-    let d = Critic::new(&vs_d.root(), channels as i64);
-    Rng::stream(seed, 2, u64::MAX).init(&vs_d);
+    let d = Critic::of(&vs_d.root(), channels as i64, config);
+    Rng::stream(config.seed, 2, u64::MAX).init(&vs_d);
     (vs_d, d)
+}
+
+/// The critic loss of `critic`: the paper's for one critic, each member's
+/// summed for an ensemble (the report's loss is per member).
+fn critic_loss(
+    critic: &Critic,
+    real: &Tensor,
+    fake: &Tensor,
+    mix: &Tensor,
+    alpha: f64,
+    lambda: f64,
+) -> (Tensor, [Tensor; 3]) {
+    if critic.members() == 1 {
+        let one = |x: &Tensor| critic.forward(x);
+        return losses::critic_loss(&one, real, fake, mix, alpha, lambda);
+    }
+    let members = |x: &Tensor| critic.forward_members(x);
+    losses::ensemble_critic_loss(&members, critic.members(), real, fake, mix, alpha, lambda)
+}
+
+/// Put an ensemble's members on one scale (each member's output minus its
+/// mean, over its SD, on the held-out normal patches), so that the mean
+/// over members weighs each alike whatever scale its training left it at.
+fn standardise_members(d: &Critic, held_out: &Tensor, device: Device) -> Result<()> {
+    let k = d.members();
+    let mut outs = Vec::new();
+    tch::no_grad(|| {
+        for chunk in held_out.split(1024, 0) {
+            let x = chunk.to_device(device).to_kind(Kind::Float);
+            outs.push(d.forward_members(&x.repeat([1, k, 1, 1])));
+        }
+    });
+    if outs.is_empty() {
+        return Err(Error::invalid(
+            "no held-out normal patch to put the critics on one scale",
+        ));
+    }
+    let all = Tensor::cat(&outs, 0).to_kind(Kind::Double);
+    let mean = Vec::<f64>::try_from(all.mean_dim(0, false, Kind::Double))
+        .map_err(|e| Error::Torch(e.to_string()))?;
+    let std = Vec::<f64>::try_from(all.std_dim(0, false, false))
+        .map_err(|e| Error::Torch(e.to_string()))?;
+    let std: Vec<f64> = std.into_iter().map(|s| s.max(1e-6)).collect();
+    d.standardise_members(&mean, &std);
+    Ok(())
 }
 
 fn data_fingerprint(patches: &Tensor) -> String {
@@ -343,7 +388,7 @@ pub fn train(
     let g = Generator::new(&vs_g.root(), channels as i64, generator_scale);
     rng.init(&vs_g);
     let vs_d = nn::VarStore::new(device);
-    let d = Critic::new(&vs_d.root(), channels as i64);
+    let d = Critic::of(&vs_d.root(), channels as i64, config);
     rng.init(&vs_d);
     let adam_g = Adam::new(vs_g.trainable_variables(), config.adam);
     let adam_d = Adam::new(vs_d.trainable_variables(), config.adam);
@@ -425,14 +470,13 @@ pub fn train(
             }
             let log = config.log_every > 0
                 && (i % config.log_every == 0 || i + 1 == config.phase1_iterations);
-            let critic = |x: &Tensor| nets.d.forward(x);
             let mut terms = None;
             for _ in 0..config.n_critic {
                 let x = sample_real(&mut rng, bs);
                 let f = tch::no_grad(|| nets.g.forward_t(&z(&mut rng, bs), true));
                 let a = mix(&mut rng, bs);
                 let (loss, t) =
-                    losses::critic_loss(&critic, &x, &f, &a, config.phase1_alpha, config.lambda_gp);
+                    critic_loss(&nets.d, &x, &f, &a, config.phase1_alpha, config.lambda_gp);
                 nets.adam_d.zero_grad();
                 loss.backward();
                 nets.adam_d.step();
@@ -453,7 +497,7 @@ pub fn train(
             report.iteration = i + 1;
             if log {
                 if let Some((loss, t)) = &terms {
-                    report.critic_loss = mean_f64(loss);
+                    report.critic_loss = mean_f64(loss) / nets.d.members() as f64;
                     report.wasserstein = -mean_f64(&t[0]);
                 }
                 report.generator_loss = mean_f64(&lg);
@@ -473,7 +517,7 @@ pub fn train(
         start = 0;
         // Phase 2's critic: carried over (adGAN(c)) or fresh (adGAN).
         if config.critic_init == CriticInit::Reset {
-            (nets.vs_d, nets.d) = reset_critic(channels, config.seed, device);
+            (nets.vs_d, nets.d) = reset_critic(channels, config, device);
         }
         nets.adam_d = Adam::new(nets.vs_d.trainable_variables(), config.adam);
         if config.ema_decay > 0.0 {
@@ -508,8 +552,7 @@ pub fn train(
             let v = cal_idx.narrow(0, 0, n_cal.min(VALIDATION_PATCHES) as i64);
             Some(Validator::new(
                 &data.patches.index_select(0, &v),
-                &config.validation_kinds,
-                config.seed,
+                config,
                 device,
             ))
         } else {
@@ -546,9 +589,7 @@ pub fn train(
                 }
             };
             let a = mix(&mut rng, bs);
-            let critic = |x: &Tensor| nets.d.forward(x);
-            let (loss, t) =
-                losses::critic_loss(&critic, &x, &f, &a, config.alpha, config.lambda_gp);
+            let (loss, t) = critic_loss(&nets.d, &x, &f, &a, config.alpha, config.lambda_gp);
             nets.adam_d.zero_grad();
             loss.backward();
             nets.adam_d.step();
@@ -578,7 +619,7 @@ pub fn train(
             if config.log_every > 0
                 && (j % config.log_every == 0 || j + 1 == config.phase2_iterations)
             {
-                report.critic_loss = mean_f64(&loss);
+                report.critic_loss = mean_f64(&loss) / nets.d.members() as f64;
                 report.wasserstein = -mean_f64(&t[0]);
                 if !report.critic_loss.is_finite() {
                     return Err(Error::Torch(format!(
@@ -607,7 +648,7 @@ pub fn train(
     let _ = progress(&Progress::new(Stage::Calibrate, 0, 1));
     let meta = ModelMeta {
         format: FORMAT.to_string(),
-        format_version: FORMAT_VERSION,
+        format_version: format_version_for(config),
         library_version: crate::VERSION.to_string(),
         channels,
         channel_names: data.channel_names.clone(),
@@ -633,6 +674,9 @@ pub fn train(
         intensity_gate,
     };
     let Nets { vs_d, d, .. } = nets;
+    if d.members() > 1 {
+        standardise_members(&d, &cal_patches, vs_d.device())?;
+    }
     let mut model = Model::from_parts(meta, vs_d, d);
     let raw = model.raw_scores(&cal_patches, 1024)?;
     let raw = crate::io::tensor_file::to_f32_vec(&raw)?;
