@@ -90,8 +90,6 @@ impl Critic {
             c2: conv("c2", width, 2 * width, 5, 2, 2),
             c3: conv("c3", 2 * width, 4 * width, 5, 2, 2),
             c4: conv("c4", 4 * width, 8 * width, 4, 1, 0),
-            // One output per member: for one member exactly nn::linear's
-            // variables; for more, row k of the weight is member k's.
             // One output per member: row k of the weight is member k's (for
             // one member exactly the paper's fully connected layer).
             fc: nn::linear(p / "fc", 8 * width, k, Default::default()),
@@ -117,8 +115,11 @@ impl Critic {
         let h = leaky_relu(&h.apply(&self.c3));
         let h = leaky_relu(&h.apply(&self.c4));
         let b = h.size()[0];
-        (h.view([b, self.members, -1]) * &self.fc.ws).sum_dim_intlist(2, false, None)
-            + self.fc.bs.as_ref().expect("the critic's output has a bias")
+        let out = (h.view([b, self.members, -1]) * &self.fc.ws).sum_dim_intlist(2, false, None);
+        match &self.fc.bs {
+            Some(bias) => out + bias,
+            None => out,
+        }
     }
 
     /// Critic output for a batch `[B, C, 32, 32]`, shape `[B]`: with
@@ -159,12 +160,15 @@ impl Critic {
         let h = f_leaky_relu(&conv(&h, &self.c4, 1, 0)?)?;
         if k > 1 {
             let b = h.size()[0];
-            return h
+            let out = h
                 .f_view([b, k, -1])?
                 .f_mul(&self.fc.ws)?
-                .f_sum_dim_intlist(2, false, None)?
-                .f_add(self.fc.bs.as_ref().expect("the critic's output has a bias"))?
-                .f_mean_dim(1, false, None);
+                .f_sum_dim_intlist(2, false, None)?;
+            let out = match &self.fc.bs {
+                Some(bias) => out.f_add(bias)?,
+                None => out,
+            };
+            return out.f_mean_dim(1, false, None);
         }
         h.f_flatten(1, -1)?
             .f_linear(&self.fc.ws, self.fc.bs.as_ref())?
