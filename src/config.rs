@@ -17,6 +17,28 @@ pub const PAPER_WIDTH: usize = 64;
 /// The most critics a model may average.
 pub const MAX_CRITIC_MEMBERS: usize = 16;
 
+/// The maps a critic's first layer may have.
+pub const CRITIC_WIDTHS: std::ops::RangeInclusive<usize> = 4..=256;
+
+/// Whether a critic of `members` critics of `width` first-layer maps can be
+/// built; the message names the bad number. Training options, model files
+/// and the C API all check with this.
+pub fn check_critic_shape(members: usize, width: usize) -> Result<()> {
+    if !(1..=MAX_CRITIC_MEMBERS).contains(&members) {
+        return Err(Error::invalid(format!(
+            "critic_members = {members} (expected 1 to {MAX_CRITIC_MEMBERS})"
+        )));
+    }
+    if !CRITIC_WIDTHS.contains(&width) {
+        return Err(Error::invalid(format!(
+            "critic_width = {width} (expected {} to {} maps)",
+            CRITIC_WIDTHS.start(),
+            CRITIC_WIDTHS.end()
+        )));
+    }
+    Ok(())
+}
+
 /// Phase 2's starting point for the critic.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
@@ -346,18 +368,7 @@ impl TrainConfig {
                 "batch size must be at least 2 (the concentration term is a standard deviation)",
             );
         }
-        if !(1..=MAX_CRITIC_MEMBERS).contains(&self.critic_members) {
-            return Err(Error::invalid(format!(
-                "critic_members = {} (expected 1 to {MAX_CRITIC_MEMBERS})",
-                self.critic_members
-            )));
-        }
-        if !(4..=256).contains(&self.critic_width) {
-            return Err(Error::invalid(format!(
-                "critic_width = {} (expected 4 to 256 maps)",
-                self.critic_width
-            )));
-        }
+        check_critic_shape(self.critic_members, self.critic_width)?;
         if self.n_critic == 0 {
             return bad("n_critic must be at least 1");
         }

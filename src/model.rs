@@ -3,7 +3,7 @@
 //! safetensors file with JSON metadata (see `tensor_file`).
 
 use crate::config::PatchSampling;
-use crate::config::{Normalisation, TrainConfig, MAX_CRITIC_MEMBERS};
+use crate::config::{check_critic_shape, Normalisation, TrainConfig};
 use crate::error::{Error, Result};
 use crate::metrics::quantile;
 use crate::nets::{Critic, PATCH};
@@ -332,13 +332,8 @@ impl Model {
             ));
         }
         let t = &meta.training;
-        if !(1..=MAX_CRITIC_MEMBERS).contains(&t.critic_members)
-            || !(4..=256).contains(&t.critic_width)
-        {
-            return bad(format!(
-                "a critic of {} member(s) of width {}",
-                t.critic_members, t.critic_width
-            ));
+        if let Err(e) = check_critic_shape(t.critic_members, t.critic_width) {
+            return bad(e.to_string());
         }
         // Built and filled on the CPU, then moved with fallible calls: a
         // device libtorch cannot use is an error, not a panic.

@@ -110,10 +110,7 @@ impl Critic {
     /// Each member's output `[B, K]` for inputs `[B, K C, 32, 32]`: channels
     /// `k C .. (k + 1) C` are member k's input.
     pub fn forward_members(&self, x: &Tensor) -> Tensor {
-        let h = leaky_relu(&x.apply(&self.c1));
-        let h = leaky_relu(&h.apply(&self.c2));
-        let h = leaky_relu(&h.apply(&self.c3));
-        let h = leaky_relu(&h.apply(&self.c4));
+        let h = self.trunk(x);
         let b = h.size()[0];
         let out = (h.view([b, self.members, -1]) * &self.fc.ws).sum_dim_intlist(2, false, None);
         match &self.fc.bs {
@@ -130,11 +127,15 @@ impl Critic {
                 .forward_members(&x.repeat([1, self.members, 1, 1]))
                 .mean_dim(1, false, None);
         }
+        self.trunk(x).flatten(1, -1).apply(&self.fc).squeeze_dim(1)
+    }
+
+    /// The four convolutions, each followed by a LeakyReLU.
+    fn trunk(&self, x: &Tensor) -> Tensor {
         let h = leaky_relu(&x.apply(&self.c1));
         let h = leaky_relu(&h.apply(&self.c2));
         let h = leaky_relu(&h.apply(&self.c3));
-        let h = leaky_relu(&h.apply(&self.c4));
-        h.flatten(1, -1).apply(&self.fc).squeeze_dim(1)
+        leaky_relu(&h.apply(&self.c4))
     }
 
     /// [`Critic::forward`] with libtorch's failures (out of memory, a

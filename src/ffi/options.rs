@@ -651,14 +651,8 @@ pub unsafe extern "C" fn adgan_train_options_set_critic(
 ) -> i32 {
     set(options, |o| {
         let (members, width) = (members as usize, width as usize);
-        if !(1..=crate::config::MAX_CRITIC_MEMBERS).contains(&members) {
-            return invalid(format!(
-                "critic members = {members} (expected 1 to {})",
-                crate::config::MAX_CRITIC_MEMBERS
-            ));
-        }
-        if !(4..=256).contains(&width) {
-            return invalid(format!("critic width = {width} (expected 4 to 256 maps)"));
+        if let Err(e) = crate::config::check_critic_shape(members, width) {
+            return invalid(e.to_string());
         }
         o.config.critic_members = members;
         o.config.critic_width = width;
