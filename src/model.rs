@@ -393,10 +393,15 @@ impl Model {
         Ok(Tensor::f_cat(&out, 0)?)
     }
 
-    /// Raw critic outputs `[N]` and per-pixel attributions `[N, 32, 32]` of
-    /// the anomaly to the input: `relu(-dD/dx * x)` summed over channels
-    /// (gradient times input, the baseline being the brain's mean intensity,
-    /// 0 after normalisation), both on the CPU.
+    /// Raw critic outputs `[N]` and per-pixel attributions `[N, K, 32, 32]`
+    /// of the anomaly to the input, one for each of the critic's `K`
+    /// members (1 for the paper's critic): `relu(-dD_k/dx * x)` summed over
+    /// channels (gradient times input, the baseline being the brain's mean
+    /// intensity, 0 after normalisation), both on the CPU. Each member of
+    /// an ensemble is fed its own copy of the window, so its attribution is
+    /// its own gradient's, not the averaged critic's: measured, the
+    /// averaged critic's gradient localises worse than either member's
+    /// (docs/BENCHMARKS.md, "Other attributions").
     pub fn raw_scores_and_attributions(
         &self,
         patches: &Tensor,
@@ -404,14 +409,31 @@ impl Model {
     ) -> Result<(Tensor, Tensor)> {
         let (mut raw, mut attr) = (Vec::new(), Vec::new());
         self.for_batches(patches, batch, |net, x| {
-            let x = x.f_detach()?.f_set_requires_grad(true)?;
-            let d = net.f_forward(&x)?;
-            let g = Tensor::f_run_backward(&[d.f_sum(Kind::Float)?], &[&x], false, false)?;
-            let a = g[0]
-                .f_mul(&x)?
-                .f_neg()?
-                .f_relu()?
-                .f_sum_dim_intlist(1, false, Kind::Float)?;
+            let k = net.members();
+            let (d, a) = if k > 1 {
+                let (b, c) = (x.size()[0], x.size()[1]);
+                let copies = x.f_repeat([1, k, 1, 1])?.f_set_requires_grad(true)?;
+                let each = net.f_forward_members(&copies)?;
+                let g =
+                    Tensor::f_run_backward(&[each.f_sum(Kind::Float)?], &[&copies], false, false)?;
+                let a = g[0]
+                    .f_view([b, k, c, PATCH, PATCH])?
+                    .f_mul(&x.f_unsqueeze(1)?)?
+                    .f_neg()?
+                    .f_relu()?
+                    .f_sum_dim_intlist(2, false, Kind::Float)?;
+                (each.f_mean_dim(1, false, None)?, a)
+            } else {
+                let x = x.f_detach()?.f_set_requires_grad(true)?;
+                let d = net.f_forward(&x)?;
+                let g = Tensor::f_run_backward(&[d.f_sum(Kind::Float)?], &[&x], false, false)?;
+                let a =
+                    g[0].f_mul(&x)?
+                        .f_neg()?
+                        .f_relu()?
+                        .f_sum_dim_intlist(1, true, Kind::Float)?;
+                (d, a)
+            };
             raw.push(d.detach().f_to_device(Device::Cpu)?);
             attr.push(a.detach().f_to_device(Device::Cpu)?);
             Ok(())
@@ -419,7 +441,7 @@ impl Model {
         if raw.is_empty() {
             return Ok((
                 Tensor::zeros([0], (Kind::Float, Device::Cpu)),
-                Tensor::zeros([0, PATCH, PATCH], (Kind::Float, Device::Cpu)),
+                Tensor::zeros([0, 1, PATCH, PATCH], (Kind::Float, Device::Cpu)),
             ));
         }
         Ok((Tensor::f_cat(&raw, 0)?, Tensor::f_cat(&attr, 0)?))
@@ -439,5 +461,86 @@ impl Model {
             .iter()
             .map(|&r| self.meta.calibration.score(r as f64))
             .collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An untrained critic of `members` members of width 8 on one channel
+    /// with the weights of `like` (when given), member `silenced`'s output
+    /// weights set to 0 (its output constant).
+    fn critic(members: usize, like: Option<&Model>, silenced: Option<i64>) -> Model {
+        let training = TrainConfig {
+            critic_members: members,
+            critic_width: 8,
+            ..TrainConfig::default()
+        };
+        let (mut vs, net) = critic_var_store(Device::Cpu, 1, &training);
+        if let Some(like) = like {
+            vs.copy(&like.lock()._vs).unwrap();
+        }
+        if let Some(j) = silenced {
+            let _guard = tch::no_grad_guard();
+            let _ = vs.variables()["fc.weight"].get(j).fill_(0.0);
+        }
+        let meta = ModelMeta {
+            format: FORMAT.to_string(),
+            format_version: format_version_for(&training),
+            library_version: crate::VERSION.to_string(),
+            channels: 1,
+            channel_names: vec!["flair".into()],
+            patch_size: PATCH as usize,
+            slice_axis: 2,
+            normalisation: training.normalisation.file_name().to_string(),
+            generator_scale: 1.0,
+            calibration: Calibration {
+                mean: 0.0,
+                std: 1.0,
+                samples: 0,
+                quantiles: vec![],
+                threshold: 3.0,
+                map: None,
+            },
+            training,
+            budget: Budget::default(),
+            selection: None,
+            intensity_gate: None,
+        };
+        Model::from_parts(meta, vs, net)
+    }
+
+    #[test]
+    fn each_member_of_an_ensemble_is_attributed_by_its_own_gradient() {
+        let x = Tensor::linspace(-3.0, 3.0, 6 * 32 * 32, (Kind::Float, Device::Cpu))
+            .view([6, 1, PATCH, PATCH])
+            .sin();
+        let ensemble = critic(2, None, None);
+        let (raw, attr) = ensemble.raw_scores_and_attributions(&x, 4).unwrap();
+        assert_eq!(attr.size(), vec![6, 2, PATCH, PATCH]);
+        // The window score is the ensemble's, the mean of its members'.
+        let whole = ensemble.raw_scores(&x, 4).unwrap();
+        assert!((&raw - whole).abs().max().double_value(&[]) < 1e-5);
+        // Both members point somewhere.
+        for j in 0..2 {
+            assert!(attr.select(1, j).sum(Kind::Float).double_value(&[]) > 0.0);
+        }
+        // Silencing member 1 takes its attribution away and leaves member
+        // 0's as it was: neither is the averaged critic's gradient, which
+        // would change with any member.
+        let (_, quiet) = critic(2, Some(&ensemble), Some(1))
+            .raw_scores_and_attributions(&x, 4)
+            .unwrap();
+        assert!(quiet.select(1, 0).equal(&attr.select(1, 0)));
+        assert_eq!(
+            quiet.select(1, 1).abs().sum(Kind::Float).double_value(&[]),
+            0.0
+        );
+        // The paper's single critic: one attribution a window.
+        let (_, one) = critic(1, None, None)
+            .raw_scores_and_attributions(&x, 4)
+            .unwrap();
+        assert_eq!(one.size(), vec![6, 1, PATCH, PATCH]);
     }
 }

@@ -143,37 +143,54 @@ impl Critic {
     /// operations in the same order, so the same numbers. Scoring uses it.
     pub fn f_forward(&self, x: &Tensor) -> Result<Tensor, TchError> {
         let k = self.members;
+        if k > 1 {
+            return self
+                .f_forward_members(&x.f_repeat([1, k, 1, 1])?)?
+                .f_mean_dim(1, false, None);
+        }
+        self.f_trunk(x)?
+            .f_flatten(1, -1)?
+            .f_linear(&self.fc.ws, self.fc.bs.as_ref())?
+            .f_squeeze_dim(1)
+    }
+
+    /// [`Critic::forward_members`] with libtorch's failures returned as
+    /// errors: each member's output `[B, K]` for inputs `[B, K C, 32, 32]`.
+    /// Attribution feeds each member its own copy of the window through it,
+    /// so that each copy's gradient is that member's alone.
+    pub fn f_forward_members(&self, x: &Tensor) -> Result<Tensor, TchError> {
+        let h = self.f_trunk(x)?;
+        let b = h.size()[0];
+        let out = h
+            .f_view([b, self.members, -1])?
+            .f_mul(&self.fc.ws)?
+            .f_sum_dim_intlist(2, false, None)?;
+        match &self.fc.bs {
+            Some(bias) => out.f_add(bias),
+            None => Ok(out),
+        }
+    }
+
+    /// [`Critic::trunk`], fallible.
+    fn f_trunk(&self, x: &Tensor) -> Result<Tensor, TchError> {
         // Strides and paddings as `ensemble` configures the layers.
         let conv = |x: &Tensor, c: &nn::Conv2D, stride: i64, pad: i64| {
-            x.f_conv2d(&c.ws, c.bs.as_ref(), [stride; 2], [pad; 2], [1, 1], k)
+            x.f_conv2d(
+                &c.ws,
+                c.bs.as_ref(),
+                [stride; 2],
+                [pad; 2],
+                [1, 1],
+                self.members,
+            )
         };
         fn f_leaky_relu(x: &Tensor) -> Result<Tensor, TchError> {
             x.f_maximum(&x.f_mul_scalar(LEAKY_SLOPE)?)
         }
-        let x = if k > 1 {
-            x.f_repeat([1, k, 1, 1])?
-        } else {
-            x.shallow_clone()
-        };
-        let h = f_leaky_relu(&conv(&x, &self.c1, 2, 2)?)?;
+        let h = f_leaky_relu(&conv(x, &self.c1, 2, 2)?)?;
         let h = f_leaky_relu(&conv(&h, &self.c2, 2, 2)?)?;
         let h = f_leaky_relu(&conv(&h, &self.c3, 2, 2)?)?;
-        let h = f_leaky_relu(&conv(&h, &self.c4, 1, 0)?)?;
-        if k > 1 {
-            let b = h.size()[0];
-            let out = h
-                .f_view([b, k, -1])?
-                .f_mul(&self.fc.ws)?
-                .f_sum_dim_intlist(2, false, None)?;
-            let out = match &self.fc.bs {
-                Some(bias) => out.f_add(bias)?,
-                None => out,
-            };
-            return out.f_mean_dim(1, false, None);
-        }
-        h.f_flatten(1, -1)?
-            .f_linear(&self.fc.ws, self.fc.bs.as_ref())?
-            .f_squeeze_dim(1)
+        f_leaky_relu(&conv(&h, &self.c4, 1, 0)?)
     }
 
     /// Put each member's output on the same scale: member k's becomes
@@ -315,6 +332,8 @@ mod tests {
         assert!(diff.double_value(&[]) < 1e-5);
         let f = critic.f_forward(&x).unwrap();
         assert!(f.equal(&critic.forward(&x)));
+        let fm = critic.f_forward_members(&x.repeat([1, k, 1, 1])).unwrap();
+        assert!(fm.equal(&m));
         // Members differ (their own initial weights).
         let spread = (m.select(1, 0) - m.select(1, 1)).abs().max();
         assert!(spread.double_value(&[]) > 1e-4);

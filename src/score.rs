@@ -258,27 +258,27 @@ fn paint_weighted(
     (sum, cnt)
 }
 
-/// Attributions `[L, 32, 32]` of windows whose brain pixels are `in_brain`
-/// (1/0, same shape): box-filtered over `k x k` pixels and divided by their
-/// mean over the window's brain pixels, so that a window painting its score
-/// times these gives its brain the score on average.
+/// Attributions `[L, K, 32, 32]` (one for each of the critic's `K`
+/// members) of windows whose brain pixels are `in_brain` (1/0, `[L, 32,
+/// 32]`): each box-filtered over `k x k` pixels and divided by its mean over
+/// the window's brain pixels, then averaged over the members (`[L, 32,
+/// 32]`), so that a window painting its score times these gives its brain
+/// the score on average, each member's say in where alike.
 fn relative_attribution(attr: &tch::Tensor, in_brain: &tch::Tensor, k: usize) -> tch::Tensor {
-    let a = attr * in_brain;
+    let brain = in_brain.unsqueeze(1);
+    let a = attr * &brain;
     let a = if k > 1 {
         let k = k as i64;
-        a.unsqueeze(1)
-            .avg_pool2d([k, k], [1, 1], [k / 2, k / 2], false, false, None::<i64>)
-            .squeeze_dim(1)
-            * in_brain
+        a.avg_pool2d([k, k], [1, 1], [k / 2, k / 2], false, false, None::<i64>) * &brain
     } else {
         a
     };
-    let dims = &[1i64, 2][..];
-    let brain_px = in_brain
+    let dims = &[2i64, 3][..];
+    let brain_px = brain
         .sum_dim_intlist(dims, true, tch::Kind::Float)
         .clamp_min(1.0);
     let mean = a.sum_dim_intlist(dims, true, tch::Kind::Float) / brain_px;
-    a / (mean + 1e-6)
+    (a / (mean + 1e-6)).mean_dim(1, false, None)
 }
 
 /// The Gaussian window kernel of [`Painting::Centred`].
@@ -665,14 +665,16 @@ mod tests {
 
     #[test]
     fn relative_attribution_keeps_the_spot_and_averages_one_over_the_brain() {
-        // One window: attribution on a 3x3 spot; the left half is not brain.
-        let a = Tensor::zeros([1, 32, 32], (Kind::Float, Device::Cpu));
-        let _ = a.narrow(1, 20, 3).narrow(2, 20, 3).fill_(1.0);
-        let _ = a.narrow(1, 0, 32).narrow(2, 0, 4).fill_(5.0); // outside the brain
+        // One window, one member: attribution on a 3x3 spot; the left half
+        // is not brain.
+        let a = Tensor::zeros([1, 1, 32, 32], (Kind::Float, Device::Cpu));
+        let _ = a.narrow(2, 20, 3).narrow(3, 20, 3).fill_(1.0);
+        let _ = a.narrow(3, 0, 4).fill_(5.0); // outside the brain
         let brain = Tensor::ones([1, 32, 32], (Kind::Float, Device::Cpu));
         let _ = brain.narrow(2, 0, 16).fill_(0.0);
         for k in [1, 5] {
             let r = relative_attribution(&a, &brain, k);
+            assert_eq!(r.size(), vec![1, 32, 32]);
             let v = crate::io::tensor_file::to_f32_vec(&r).unwrap();
             let mean: f32 = v.iter().sum::<f32>() / (32.0 * 16.0);
             assert!((mean - 1.0).abs() < 1e-3, "k {k}: mean {mean}");
@@ -680,5 +682,24 @@ mod tests {
             assert!(v[21 * 32 + 21] > 10.0, "k {k}: spot {}", v[21 * 32 + 21]);
             assert!(v[5 * 32 + 28] < 1e-3, "k {k}: far from the spot");
         }
+    }
+
+    #[test]
+    fn each_member_of_an_ensemble_has_an_equal_say_in_where() {
+        // Two members, each pointing at its own spot, one with attributions
+        // a hundred times the other's: both spots get the same weight, and
+        // the window still averages one over its brain.
+        let a = Tensor::zeros([1, 2, 32, 32], (Kind::Float, Device::Cpu));
+        let _ = a.select(1, 0).narrow(1, 4, 3).narrow(2, 4, 3).fill_(100.0);
+        let _ = a.select(1, 1).narrow(1, 24, 3).narrow(2, 24, 3).fill_(1.0);
+        let brain = Tensor::ones([1, 32, 32], (Kind::Float, Device::Cpu));
+        let r = relative_attribution(&a, &brain, 1);
+        let v = crate::io::tensor_file::to_f32_vec(&r).unwrap();
+        let mean: f32 = v.iter().sum::<f32>() / (32.0 * 32.0);
+        assert!((mean - 1.0).abs() < 1e-3, "mean {mean}");
+        let (first, second) = (v[5 * 32 + 5], v[25 * 32 + 25]);
+        assert!((first - second).abs() < 1e-3 * first, "{first} {second}");
+        assert!(first > 50.0, "{first}");
+        assert!(v[15 * 32 + 15] < 1e-3);
     }
 }
