@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Brain MR: train on the healthy patches of some cases of
 ../shared/data/brain-mr/, test on the others (FLAIR only, as the paper's
-BraTS experiment). The lesion labels there were made by segmentation models,
+BraTS experiment; the detector's default also with FLAIR and T2 as two
+channels, a row of its own). The lesion labels there were made by segmentation models,
 not experts: numbers to compare methods on the same data, not to publish.
 
 Patch AUROC by the paper's protocol (lesion patch: more than 75% lesion) and
@@ -32,6 +33,9 @@ TRAIN = [("TCGA-DU-7294", "fla_bet.nii.gz", "fusion_simple_seg.nii.gz"),
          ("BraTS-GLI-example", "t2f.nii.gz", "model_output_segmentation.nii.gz")]
 TEST = [("TCGA-FG-6692", "fla_bet.nii.gz", "fusion_simple_seg.nii.gz"),
         ("AURORA-MET", "flair.nii.gz", "model_output_t1c_segmentation.nii.gz")]
+# Each case's T2, the second channel of the "FLAIR + T2" row.
+T2 = {"TCGA-DU-7294": "t2_bet.nii.gz", "BraTS-GLI-example": "t2w.nii.gz",
+      "TCGA-FG-6692": "t2_bet.nii.gz", "AURORA-MET": "t2.nii.gz"}
 
 
 def cached_eval(folder, model, fresh):
@@ -83,26 +87,32 @@ def main():
     budget_of, train_seconds = common.train_missing(args, ["adgan-c", "adgan:init=reset", "wgan:m=0"], models,
                                                     a.threads, a.device, a.fresh)
 
-    # The detector's default (synthetic counterfeits, moving average, label-free selection).
-    ours = models / "ours.adgan"
-    if a.fresh or not ours.exists():
-        q = ["train", "--preset", a.ours, "--seed", a.seed, "-o", ours, "--restart"]
-        for case, flair, seg in TRAIN:
-            q += ["-v", a.data / case / flair, "--exclude", a.data / case / seg]
-        train_seconds += common.run_adgan(q, a.threads, a.device)["_seconds"]
-    budget_of["ours"] = common.model_budget(ours)
+    # The detector's default (synthetic counterfeits, moving average,
+    # label-free selection), on FLAIR and on FLAIR + T2.
+    def volumes(case, flair, t2):
+        return str(a.data / case / flair) + (f",{a.data / case / T2[case]}" if t2 else "")
 
-    test_args = []
-    for case, flair, seg in TEST:
-        test_args += ["-v", a.data / case / flair, "--label", a.data / case / seg]
+    for name, t2 in [("ours", False), ("ours-t2", True)]:
+        path = models / f"{name}.adgan"
+        if a.fresh or not path.exists():
+            q = ["train", "--preset", a.ours, "--seed", a.seed, "-o", path, "--restart"]
+            q += ["--channel-names", "flair,t2"] if t2 else []
+            for case, flair, seg in TRAIN:
+                q += ["-v", volumes(case, flair, t2), "--exclude", a.data / case / seg]
+            train_seconds += common.run_adgan(q, a.threads, a.device)["_seconds"]
+        budget_of[name] = common.model_budget(path)
+
     ev = {}
     eval_seconds = {}
-    for name in ["ours", "adgan-c", "adgan", "wgan"]:
+    for name in ["ours", "ours-t2", "adgan-c", "adgan", "wgan"]:
         extra = ["--stride", a.stride] if name != "wgan" else ["--no-map"]
         if name == "adgan-c":
             extra += ["--dump-patches"]
+        test_args = []
+        for case, flair, seg in TEST:
+            test_args += ["-v", volumes(case, flair, name == "ours-t2"), "--label", a.data / case / seg]
         t0 = time.time()
-        path = ours if name == "ours" else models / f"{name}.adgan"
+        path = models / f"{name}.adgan"
         ev[name] = cached_eval(work / "eval" / name, path, a.fresh)
         if ev[name] is None:
             r = common.run_adgan(["eval", "-m", path, *test_args, "-o", work / "eval" / name,
@@ -140,8 +150,9 @@ def main():
     fracs = [p["lesion_fraction"] for p in ev["adgan-c"]["patches"]]
     patch_rows = []
     labels = {"ours": f"**adGAN {a.ours} (default: synthetic counterfeits, EMA, selection)**",
+              "ours-t2": f"adGAN {a.ours}, FLAIR + T2 (two channels)",
               "adgan-c": "adGAN(c) (paper)", "adgan": "adGAN (paper)", "wgan": "WGAN-GP critic"}
-    for name in ["ours", "adgan-c", "adgan", "wgan"]:
+    for name in ["ours", "ours-t2", "adgan-c", "adgan", "wgan"]:
         patch_rows.append([f"{labels[name]}, window score"] + [common.fmt(window_auroc(p)) for p in ev[name]["patches"]])
         if map_auroc(ev[name]["patches"][0]) is not None:
             patch_rows.append([f"{labels[name]}, map over the patch (stride {a.stride})"]
@@ -153,7 +164,7 @@ def main():
                        for f, p in zip(fracs, ev["adgan-c"]["patches"]))
 
     vox_rows = []
-    for name in ["ours", "adgan-c", "adgan"]:
+    for name in ["ours", "ours-t2", "adgan-c", "adgan"]:
         for v in ev[name]["voxels"]:
             if name != "ours" and "intensity" in v["name"]:
                 continue
@@ -161,6 +172,12 @@ def main():
             at = f"{common.fmt(v['dice_at_threshold'])} (>= {common.fmt(v['threshold'], 2)})" if v.get("threshold") is not None else "-"
             vox_rows.append([label, common.fmt(v["auroc"]), common.fmt(v["auprc"]),
                              f"{common.fmt(v['best_dice'])} (>= {common.fmt(v['best_dice_threshold'], 2)})", at])
+    case_rows = []
+    for name in ["ours", "ours-t2"]:
+        for c in ev[name]["cases"]:
+            case_rows.append([labels[name], Path(c["name"]).parent.name, common.fmt(c.get("patch_auroc_model")),
+                              common.fmt(c.get("patch_auroc_map")), common.fmt(c.get("voxel_auprc_model")),
+                              common.fmt(c.get("voxel_best_dice_model"))])
     v0 = ev["ours"]["voxels"][0]
     total = time.time() - t_start
     cmd = "bench/brain_mr.py " + " ".join(sys.argv[1:])
@@ -186,7 +203,8 @@ def main():
             f"`.venv/bin/python {cmd.strip()}` on {machine}, device {a.device}; the default row: "
             f"`adgan train --preset {a.ours}` (N={budget_of['ours']['phase1_iterations']}, "
             f"M={budget_of['ours']['phase2_iterations']}); the paper's rows: preset {a.preset} with "
-            f"N={n}, M={m}, batch {batch}; seed {a.seed}. FLAIR only. Train: the healthy patches (label excluded) of "
+            f"N={n}, M={m}, batch {batch}; seed {a.seed}. FLAIR only but for the FLAIR + T2 rows (the default "
+            f"trained and scored with each case's T2 as a second channel). Train: the healthy patches (label excluded) of "
             f"{', '.join(c for c, _, _ in TRAIN)} ({budget_of['ours']['train_patches']} patches + "
             f"{budget_of['ours']['calibration_patches']} held out by whole slices to calibrate and validate); test: "
             f"{', '.join(c for c, _, _ in TEST)}. **The lesion labels are model-made** (BraTS-Toolkit fusion; "
@@ -198,6 +216,9 @@ def main():
                                   patch_rows), "",
             f"Voxel level inside the brain ({v0['brain_voxels']} voxels, {v0['lesion_voxels']} lesion), pooled:", "",
             common.markdown_table(["map", "AUROC", "AUPRC", "best Dice (threshold)", "Dice at calibrated threshold"], vox_rows), "",
+            "Each test case alone (patch AUROC at > 75% lesion; voxel figures inside its brain):", "",
+            common.markdown_table(["model", "case", "patch AUROC, window score", "patch AUROC, map over the patch",
+                                   "voxel AUPRC", "best Dice"], case_rows), "",
             f"Goals (the default row, patches scored by its map; its window score in brackets): patch AUROC (> 75%) "
             f">= 0.98 and >= OC-SVM's: {'met' if goal_patch else 'not met'} "
             f"({common.fmt(ours_patch)} [{common.fmt(ours_window)}], OC-SVM {common.fmt(oc_patch)}, FLAIR patch mean "
