@@ -104,6 +104,19 @@ pub fn map_threshold_quantile(augment: crate::config::Augment) -> f64 {
 }
 
 impl Calibration {
+    /// The identity (score = -raw) with the default threshold: what a critic
+    /// has before its held-out patches calibrate it.
+    pub fn uncalibrated() -> Calibration {
+        Calibration {
+            mean: 0.0,
+            std: 1.0,
+            samples: 0,
+            quantiles: vec![],
+            threshold: 3.0,
+            map: None,
+        }
+    }
+
     /// Calibration from the raw critic outputs of held-out normal patches.
     pub fn from_raw(raw: &[f64]) -> Result<Calibration> {
         if raw.len() < 2 {
@@ -495,14 +508,7 @@ mod tests {
             slice_axis: 2,
             normalisation: training.normalisation.file_name().to_string(),
             generator_scale: 1.0,
-            calibration: Calibration {
-                mean: 0.0,
-                std: 1.0,
-                samples: 0,
-                quantiles: vec![],
-                threshold: 3.0,
-                map: None,
-            },
+            calibration: Calibration::uncalibrated(),
             training,
             budget: Budget::default(),
             selection: None,

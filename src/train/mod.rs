@@ -656,14 +656,7 @@ pub fn train(
         slice_axis: config.sampling.slice_axis,
         normalisation: config.normalisation.file_name().to_string(),
         generator_scale,
-        calibration: Calibration {
-            mean: 0.0,
-            std: 1.0,
-            samples: 0,
-            quantiles: vec![],
-            threshold: 3.0,
-            map: None,
-        },
+        calibration: Calibration::uncalibrated(),
         training: TrainConfig {
             augment,
             ..config.clone()
