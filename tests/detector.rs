@@ -87,6 +87,9 @@ fn synthetic_counterfeits_rank_in_range_anomalies_above_normal_patches() {
     // The attribution painting's premise: the critic's anomaly comes from
     // the region's pixels, not from the rest of the window.
     let (_, attr) = model.raw_scores_and_attributions(&abnormal, 64).unwrap();
+    // One critic: one attribution a window.
+    assert_eq!(attr.size(), vec![200, 1, 32, 32]);
+    let attr = attr.squeeze_dim(1);
     let per_pixel = |m: &Tensor| {
         let a = (&attr * m).sum(Kind::Float) / m.sum(Kind::Float);
         common::to_vec(&a.view([1]))[0]
