@@ -422,31 +422,30 @@ impl Model {
     ) -> Result<(Tensor, Tensor)> {
         let (mut raw, mut attr) = (Vec::new(), Vec::new());
         self.for_batches(patches, batch, |net, x| {
+            // Each member gets its own copy of the window (the paper's one
+            // critic: the window itself, through its own forward pass).
             let k = net.members();
-            let (d, a) = if k > 1 {
-                let (b, c) = (x.size()[0], x.size()[1]);
-                let copies = x.f_repeat([1, k, 1, 1])?.f_set_requires_grad(true)?;
-                let each = net.f_forward_members(&copies)?;
-                let g =
-                    Tensor::f_run_backward(&[each.f_sum(Kind::Float)?], &[&copies], false, false)?;
-                let a = g[0]
-                    .f_view([b, k, c, PATCH, PATCH])?
-                    .f_mul(&x.f_unsqueeze(1)?)?
-                    .f_neg()?
-                    .f_relu()?
-                    .f_sum_dim_intlist(2, false, Kind::Float)?;
-                (each.f_mean_dim(1, false, None)?, a)
+            let (b, c) = (x.size()[0], x.size()[1]);
+            let copies = if k > 1 {
+                x.f_repeat([1, k, 1, 1])?
             } else {
-                let x = x.f_detach()?.f_set_requires_grad(true)?;
-                let d = net.f_forward(&x)?;
-                let g = Tensor::f_run_backward(&[d.f_sum(Kind::Float)?], &[&x], false, false)?;
-                let a =
-                    g[0].f_mul(&x)?
-                        .f_neg()?
-                        .f_relu()?
-                        .f_sum_dim_intlist(1, true, Kind::Float)?;
-                (d, a)
+                x.f_detach()?
+            }
+            .f_set_requires_grad(true)?;
+            let (d, out) = if k > 1 {
+                let each = net.f_forward_members(&copies)?;
+                (each.f_mean_dim(1, false, None)?, each)
+            } else {
+                let d = net.f_forward(&copies)?;
+                (d.shallow_clone(), d)
             };
+            let g = Tensor::f_run_backward(&[out.f_sum(Kind::Float)?], &[&copies], false, false)?;
+            let a = g[0]
+                .f_view([b, k, c, PATCH, PATCH])?
+                .f_mul(&x.f_unsqueeze(1)?)?
+                .f_neg()?
+                .f_relu()?
+                .f_sum_dim_intlist(2, false, Kind::Float)?;
             raw.push(d.detach().f_to_device(Device::Cpu)?);
             attr.push(a.detach().f_to_device(Device::Cpu)?);
             Ok(())
