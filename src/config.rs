@@ -270,8 +270,10 @@ pub struct TrainConfig {
     /// Critics trained side by side from their own initial weights and
     /// averaged into the model (1: the paper's one critic); see
     /// [`crate::nets`]. Files from before this option have one. Measured
-    /// (docs/BENCHMARKS.md, "Ensembles and narrower critics"): below their
-    /// own members with the attribution painting, so no preset uses more.
+    /// (docs/BENCHMARKS.md, "Each member's own attribution, landed"): two
+    /// of width 64 move the demo's map less from seed to seed at about
+    /// twice the training and scoring and a little lower on average, so no
+    /// preset uses more.
     #[serde(default = "one_member")]
     pub critic_members: usize,
     /// Maps in the first layer of each critic (64: the paper's; the later
